@@ -1,0 +1,1 @@
+"""The engine: runs, readers, log store, signatures, phases, probes. Never imports Textual."""
