@@ -1,0 +1,412 @@
+"""Recognise what a vLLM log says: phases, findings, and the root cause.
+
+One `Recogniser` is compiled from the knowledge base (signatures, phase markers and a few
+generic patterns for Python exceptions and ERROR records) and shared by every run. Each log gets
+its own `Diagnosis`, fed batches of display lines with their absolute sequence numbers — the
+same code serves a live run and `workbench analyze`.
+
+Root cause: the earliest error that is not a cascade. A traceback is folded into one finding
+titled by its exception line; an exception that matches no signature is still a finding
+(`unrecognised_error`) and can be the root cause.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .matcher import Matcher
+from .phases import PHASE_ORDER, PhaseTracker
+from .signatures import Action, KnowledgeBase, Signature
+
+UNRECOGNISED = "unrecognised_error"
+
+# vLLM's record header, any generation: optional "(Proc pid=N) ", level, "MM-DD HH:MM:SS",
+# then "[file.py:N]" (0.8+) or "file.py:N]" (<=0.7).
+_RECORD = re.compile(
+    r"^(?:\((?P<proc>[^()]*?pid=\d+)\)\s+)?"
+    r"(?:(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+"
+    r"(?P<ts>\d\d-\d\d \d\d:\d\d:\d\d)(?:[.,]\d+)?\s+(?:\[[^\]]*\]|[\w./-]+:\d+\])\s?)?"
+    r"(?P<msg>.*)$",
+    re.DOTALL,
+)
+_TIMESTAMP = re.compile(r"(?<!\d)(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?!\d)")
+
+_TRACEBACK_START = r"Traceback \(most recent call last\):"
+_EXCEPTION_NAME = (
+    r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*"
+    r"(?:Error|Exception|Exit|Interrupt|Unsupported|Failed|Failure)"
+)
+_EXCEPTION_LINE = r"(?:^|\] |\) )" + _EXCEPTION_NAME + r"(?::|$)"
+_ERROR_RECORD = r"(?:^|\) )(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
+_EXCEPTION_AT_START = re.compile(r"^(" + _EXCEPTION_NAME + r")(?::\s*(.*))?$", re.DOTALL)
+
+# Exceptions that end a process on purpose (our own stop, Ctrl-C), never a root cause.
+_BENIGN_EXCEPTIONS = {"KeyboardInterrupt", "SystemExit", "CancelledError", "GeneratorExit"}
+# How many lines after an exception line still belong to it (pydantic's "  Value error, ...").
+_EXCEPTION_TAIL = 6
+
+_GENERIC = ("traceback", "exception", "error_record")
+
+
+def parse_record(line: str) -> tuple[str, str | None, str | None, str]:
+    """(process label, level, timestamp, message) of one display line."""
+    found = _RECORD.match(line)
+    if found is None:  # pragma: no cover - the pattern matches any string
+        return "", None, None, line
+    return found.group("proc") or "", found.group("level"), found.group("ts"), found.group("msg")
+
+
+def log_timestamp(line: str, year: int | None = None) -> float | None:
+    """Epoch seconds of vLLM's `MM-DD HH:MM:SS` stamp in a line, if any (the year is implied)."""
+    found = _TIMESTAMP.search(line)
+    if not found:
+        return None
+    month, day, hour, minute, second = (int(g) for g in found.groups())
+    try:
+        return datetime(year or datetime.now().year, month, day, hour, minute, second).timestamp()
+    except ValueError:
+        return None
+
+
+class Recogniser:
+    """Every pattern of the knowledge base compiled into one matcher."""
+
+    def __init__(self, kb: KnowledgeBase, backend: str | None = None) -> None:
+        self.kb = kb
+        self.targets: list[tuple[str, Any]] = []
+        patterns: list[str] = []
+        for sig in kb.signatures:
+            for p in sig.patterns:
+                patterns.append(p)
+                self.targets.append(("signature", sig))
+        for marker in kb.phase_markers:
+            for p in marker.patterns:
+                patterns.append(p)
+                self.targets.append(("phase", marker.phase))
+        for name, p in zip(_GENERIC, (_TRACEBACK_START, _EXCEPTION_LINE, _ERROR_RECORD)):
+            patterns.append(p)
+            self.targets.append(("generic", name))
+        self.matcher = Matcher(patterns, backend)
+        self.non_progress_ids = {s.id for s in kb.signatures if not s.progress}
+
+    @property
+    def backend(self) -> str:
+        return self.matcher.backend
+
+
+@dataclass
+class Finding:
+    id: str
+    title: str
+    severity: str
+    first_seq: int
+    line: str
+    phase: str
+    why: str = ""
+    cascade: bool = False
+    benign: bool = False
+    actions: list[Action] = field(default_factory=list)
+    last_seq: int = -1
+    last_line: str = ""
+    count: int = 1
+    source: str = ""
+    exception: str = ""
+    note: str = ""
+    after_stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.last_seq < 0:
+            self.last_seq = self.first_seq
+            self.last_line = self.line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "count": self.count,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "line": self.line,
+            "last_line": self.last_line,
+            "phase": self.phase,
+            "why": self.why,
+            "cascade": self.cascade,
+            "benign": self.benign,
+            "source": self.source,
+            "exception": self.exception,
+            "note": self.note,
+            "actions": [a.to_dict() for a in self.actions],
+        }
+
+    def root_cause_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "line": self.line,
+            "seq": self.first_seq,
+            "why": self.why,
+            "actions": [a.to_dict() for a in self.actions],
+        }
+
+
+@dataclass
+class _PendingException:
+    seq: int
+    source: str
+    line: str
+    name: str
+    title: str
+    phase: str
+    record: bool  # an ERROR record rather than an exception line
+    traceback_start: int | None
+
+
+@dataclass
+class Update:
+    """What one batch changed."""
+
+    phases: list[tuple[str, str, int]] = field(default_factory=list)  # (new, previous, seq)
+    new_findings: list[Finding] = field(default_factory=list)
+    progress: bool = False
+
+
+class Diagnosis:
+    """Findings, phases and the root cause of one log, built incrementally."""
+
+    def __init__(self, recogniser: Recogniser, start: float = 0.0, at: str | None = None) -> None:
+        self.recogniser = recogniser
+        self.phases = PhaseTracker(start, at)
+        self.findings: dict[str, Finding] = {}
+        self.marks: dict[int, str] = {}  # seq -> severity ("error", "warning", "info", "benign")
+        self.stop_seq: int | None = None  # lines from here on follow our own stop request
+        self._pending: list[_PendingException] = []
+        self._tracebacks: dict[str, int] = {}  # source -> seq of its open "Traceback" line
+        self._error_hits: list[tuple[int, str]] = []  # (seq, source) of signature errors
+        self._log_origin: float | None = None  # first log timestamp, for offline phase times
+        self._last_seen_seq = -1
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def feed(self, first_seq: int, lines: list[str], now: float | None = None) -> Update:
+        """Process lines [first_seq, first_seq + len(lines)); `now` is seconds since start
+        for a live run, or None to take phase times from the log's own timestamps."""
+        update = Update()
+        if not lines:
+            return update
+        hits = self.recogniser.matcher.scan(lines)
+        targets = self.recogniser.targets
+        non_progress = self.recogniser.non_progress_ids
+        non_progress_lines = 0
+        last_counted = -1
+        for index, pattern_index in hits:
+            kind, target = targets[pattern_index]
+            seq = first_seq + index
+            line = lines[index]
+            if kind == "phase":
+                when = now if now is not None else self._offline_time(lines, index)
+                previous = self.phases.current
+                at = None if now is not None else _stamp_text(lines, index)
+                if self.phases.advance(target, when, seq, at):
+                    update.phases.append((target, previous, seq))
+            elif kind == "signature":
+                self._signature_hit(target, pattern_index, seq, line, update)
+                if target.id in non_progress and index != last_counted:
+                    non_progress_lines += 1
+                    last_counted = index
+            else:
+                self._generic_hit(target, seq, line)
+        self._last_seen_seq = first_seq + len(lines) - 1
+        self._resolve_pending(update, final=False)
+        update.progress = non_progress_lines < len(lines)
+        return update
+
+    def finish(self) -> Update:
+        """End of log: settle exceptions still waiting for their continuation lines."""
+        update = Update()
+        self._resolve_pending(update, final=True)
+        return update
+
+    def mark_stop(self, next_seq: int) -> None:
+        """Lines from `next_seq` on follow our own stop request: never a root cause."""
+        if self.stop_seq is None:
+            self.stop_seq = next_seq
+
+    # -- hits --------------------------------------------------------------------------------
+
+    def _signature_hit(self, sig: Signature, pattern_index: int, seq: int, line: str, update: Update) -> None:
+        phase = self.phases.current
+        benign = sig.benign or phase in sig.benign_during
+        existing = self.findings.get(sig.id)
+        if existing is not None:
+            if existing.last_seq != seq:
+                existing.count += 1
+                existing.last_seq = seq
+                existing.last_line = line
+            existing.benign = existing.benign and benign
+        else:
+            captures = self.recogniser.matcher.captures(line, pattern_index)
+            source = parse_record(line)[0]
+            finding = Finding(
+                id=sig.id,
+                title=sig.title,
+                severity=sig.severity,
+                first_seq=seq,
+                line=line,
+                phase=phase,
+                why=sig.why,
+                cascade=sig.cascade,
+                benign=benign,
+                actions=[a.fill(captures) for a in sig.actions],
+                source=source,
+                note="benign here" if benign and not sig.benign else ("benign" if benign else ""),
+                after_stop=self.stop_seq is not None and seq >= self.stop_seq,
+            )
+            self.findings[sig.id] = finding
+            update.new_findings.append(finding)
+        self.marks[seq] = "benign" if benign else sig.severity
+        if sig.severity == "error":
+            self._error_hits.append((seq, parse_record(line)[0]))
+
+    def _generic_hit(self, name: str, seq: int, line: str) -> None:
+        source, level, _ts, message = parse_record(line)
+        if name == "traceback":
+            self._tracebacks[source] = seq
+            return
+        if name == "exception":
+            found = _EXCEPTION_AT_START.match(message)
+            if found is None:
+                return  # e.g. "(Proc pid=1) ValueError:" inside a longer sentence
+            exc_name = found.group(1).rsplit(".", 1)[-1]
+            start = self._tracebacks.pop(source, None)
+            if exc_name in _BENIGN_EXCEPTIONS:
+                return
+            self._pending.append(
+                _PendingException(seq, source, line, exc_name, message.strip(), self.phases.current, False, start)
+            )
+            return
+        # an ERROR/CRITICAL record: only its own message, not the traceback it carries
+        text = message.strip()
+        if (
+            not text
+            or message.startswith((" ", "\t"))
+            or text.startswith(("Traceback", "During handling", "The above exception"))
+            or _EXCEPTION_AT_START.match(text)
+            or source in self._tracebacks
+        ):
+            return
+        self._pending.append(
+            _PendingException(seq, source, line, "", text, self.phases.current, True, None)
+        )
+
+    def _resolve_pending(self, update: Update, final: bool) -> None:
+        keep: list[_PendingException] = []
+        for pending in self._pending:
+            if not final and self._last_seen_seq < pending.seq + _EXCEPTION_TAIL:
+                keep.append(pending)
+                continue
+            low = pending.traceback_start if pending.traceback_start is not None else pending.seq
+            high = pending.seq + (0 if pending.record else _EXCEPTION_TAIL)
+            if any(low <= s <= high and src == pending.source for s, src in self._error_hits):
+                continue  # a signature already names this error
+            if any(low <= s <= high for s, _src in self._error_hits) and pending.record:
+                continue
+            self._raise_unrecognised(pending, update)
+        self._pending = keep
+
+    def _raise_unrecognised(self, pending: _PendingException, update: Update) -> None:
+        key = f"{UNRECOGNISED}:{pending.title[:200]}"
+        existing = self.findings.get(key)
+        self.marks[pending.seq] = "error"
+        if existing is not None:
+            existing.count += 1
+            existing.last_seq = pending.seq
+            existing.last_line = pending.line
+            return
+        finding = Finding(
+            id=UNRECOGNISED,
+            title=pending.title[:300],
+            severity="error",
+            first_seq=pending.seq,
+            line=pending.line,
+            phase=pending.phase,
+            why=(
+                "An error the knowledge base does not know yet. Read the traceback above it; "
+                "if it recurs, add a signature for it."
+            ),
+            source=pending.source,
+            exception=pending.name,
+            note="error record" if pending.record else "exception",
+            after_stop=self.stop_seq is not None and pending.seq >= self.stop_seq,
+        )
+        self.findings[key] = finding
+        update.new_findings.append(finding)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def root_cause(self) -> Finding | None:
+        """The earliest error that is not a cascade (exceptions and known errors before bare
+        ERROR records); failing that, the earliest cascade."""
+        candidates = [
+            f
+            for f in self.findings.values()
+            if f.severity == "error" and not f.benign and not f.after_stop
+        ]
+        if not candidates:
+            return None
+
+        def rank(f: Finding) -> tuple[int, int]:
+            if f.cascade:
+                tier = 2
+            elif f.id == UNRECOGNISED and f.note == "error record":
+                tier = 1
+            else:
+                tier = 0
+            return tier, f.first_seq
+
+        return min(candidates, key=rank)
+
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings.values() if f.severity == "error" and not f.benign]
+
+    def findings_list(self) -> list[Finding]:
+        return sorted(self.findings.values(), key=lambda f: f.first_seq)
+
+    # -- offline time ------------------------------------------------------------------------
+
+    def _offline_time(self, lines: list[str], index: int) -> float:
+        for i in range(index, max(-1, index - 200), -1):
+            stamp = log_timestamp(lines[i])
+            if stamp is not None:
+                if self._log_origin is None:
+                    self._log_origin = stamp
+                return max(0.0, stamp - self._log_origin)
+        return self.phases.records[-1].start
+
+    def note_origin(self, line: str) -> None:
+        """Offline: the first timestamped line fixes time zero."""
+        if self._log_origin is None:
+            self._log_origin = log_timestamp(line)
+
+
+def _stamp_text(lines: list[str], index: int) -> str | None:
+    for i in range(index, max(-1, index - 200), -1):
+        found = _TIMESTAMP.search(lines[i])
+        if found:
+            return found.group(0)
+    return None
+
+
+def phase_reached_after(diagnosis: Diagnosis, phase: str, seq: int) -> bool:
+    """Was `phase` reached at or before line `seq`?"""
+    for record in diagnosis.phases.records:
+        if record.name == phase:
+            return record.seq is None or record.seq <= seq
+    return False
+
+
+def is_later_phase(a: str, b: str) -> bool:
+    return PHASE_ORDER[a] > PHASE_ORDER[b]

@@ -1,0 +1,115 @@
+"""Append-only log of one run: raw bytes on disk first, a line index, a bounded display tail.
+
+Every byte the child writes is appended to the raw file before anything else looks at it, so
+nothing is ever lost. Lines get absolute sequence numbers; any line is reachable by seq with
+`pread` on the raw file, so scrollback is unlimited while memory stays flat.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from array import array
+from collections import deque
+from pathlib import Path
+
+from .linesplit import DEFAULT_LINE_CAP, LineSplitter
+from .text import display_line, display_lines, fold_carriage_returns, sanitize
+
+DEFAULT_TAIL_LINES = 20_000
+
+
+class LogStore:
+    def __init__(
+        self,
+        path: Path,
+        tail_lines: int = DEFAULT_TAIL_LINES,
+        line_cap: int = DEFAULT_LINE_CAP,
+    ) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._read_fd = os.open(path, os.O_RDONLY)
+        self._splitter = LineSplitter(line_cap)
+        self._starts = array("Q")
+        self._complete_end = 0  # raw offset just past the last complete line
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._lock = threading.Lock()
+        self.bytes_written = 0
+        self.closed = False
+
+    # -- writing (the reader thread) -------------------------------------------------------
+
+    def append(self, data: bytes) -> tuple[int, list[str]]:
+        """Store a chunk; return (first_seq, display lines completed by it)."""
+        _write_all(self._fd, data)
+        self.bytes_written += len(data)
+        starts, raw_lines = self._splitter.feed(data)
+        return self._index(starts, raw_lines)
+
+    def finish(self) -> tuple[int, list[str]]:
+        """End of stream: the unfinished last line becomes a line."""
+        starts, raw_lines = self._splitter.flush()
+        return self._index(starts, raw_lines)
+
+    def _index(self, starts: list[int], raw_lines: list[bytes]) -> tuple[int, list[str]]:
+        lines = display_lines(raw_lines)
+        with self._lock:
+            first = len(self._starts)
+            if starts:
+                self._starts.extend(starts)
+                self._complete_end = self._splitter.pending_start
+                self._tail.extend(lines)
+        return first, lines
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+            os.close(self._read_fd)
+
+    # -- reading (any thread) --------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @property
+    def partial(self) -> str:
+        """The line being written right now (e.g. a progress bar), as it would show."""
+        pending = self._splitter.pending
+        if not pending:
+            return ""
+        return sanitize(fold_carriage_returns(pending.decode("utf-8", "replace")))
+
+    def lines(self, start: int, stop: int) -> list[str]:
+        """Display lines with seq in [start, stop)."""
+        with self._lock:
+            count = len(self._starts)
+            stop = min(stop, count)
+            start = max(0, start)
+            if start >= stop:
+                return []
+            tail_first = count - len(self._tail)
+            if start >= tail_first:
+                return [self._tail[i - tail_first] for i in range(start, stop)]
+            begin = self._starts[start]
+            end = self._starts[stop] if stop < count else self._complete_end
+            offsets = [self._starts[i] - begin for i in range(start, stop)]
+        blob = os.pread(self._read_fd, end - begin, begin)
+        pieces = [blob[a:b] for a, b in zip(offsets, [*offsets[1:], len(blob)])]
+        return [display_line(p) for p in pieces]
+
+    def line(self, seq: int) -> str:
+        got = self.lines(seq, seq + 1)
+        if not got:
+            raise IndexError(seq)
+        return got[0]
+
+    def raw_bytes(self) -> bytes:
+        return Path(self.path).read_bytes()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,78 @@
+"""Turn what a child printed into text that is safe to show.
+
+Raw bytes are kept untouched in the run's log file; this module only makes the display copy:
+decode (invalid UTF-8 survives as U+FFFD), fold `\\r` progress updates, strip ANSI and other
+control sequences, and neutralise C0/C1 controls and bidi overrides so that nothing a child
+prints can drive the user's terminal (OSC 52 clipboard writes, title changes, cursor moves).
+Everything here works on whole chunks and never lets a pattern cross a newline, so the number
+of lines is preserved.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ESC-introduced sequences. None of these may consume "\n": line counts must survive.
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]?                 # CSI ... final byte (unterminated at end: drop)
+    | \x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?     # OSC ... BEL or ST (title, clipboard, links)
+    | \x1b[PX^_][^\x1b\n]*(?:\x1b\\)?          # DCS / SOS / PM / APC ... ST
+    | \x1b[ -/]*[0-~]?                         # two-byte and charset-designation escapes
+    """,
+    re.VERBOSE,
+)
+
+# Anything that is not plain printable text (tab and newline are allowed through).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _control_picture(code: int) -> str:
+    return chr(0x2400 + code)
+
+
+# C0 controls become visible Unicode "control pictures" (NUL -> U+2400) so a reader sees that
+# something was there; C1 controls and bidi overrides become U+FFFD.
+_TRANSLATE: dict[int, str | None] = {c: _control_picture(c) for c in range(0x20) if c not in (9, 10)}
+_TRANSLATE[0x7F] = "\u2421"
+_TRANSLATE.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+_TRANSLATE.update(
+    {c: "\ufffd" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+)
+
+
+def fold_carriage_returns(line: str) -> str:
+    """Keep what a terminal would show after `\\r` rewrites: the last non-empty segment."""
+    line = line.rstrip("\r")
+    if "\r" not in line:
+        return line
+    for segment in reversed(line.split("\r")):
+        if segment:
+            return segment
+    return ""
+
+
+def sanitize(text: str) -> str:
+    """Strip escape sequences and neutralise control characters; keeps "\\n" and "\\t"."""
+    if "\x1b" in text:
+        text = _ESCAPE_SEQUENCE.sub("", text)
+    if _UNSAFE.search(text) is None:
+        return text
+    return text.translate(_TRANSLATE)
+
+
+def display_lines(raw_lines: list[bytes]) -> list[str]:
+    """Display text for complete raw lines (without their trailing "\\n"), one per input."""
+    if not raw_lines:
+        return []
+    text = b"\n".join(raw_lines).decode("utf-8", "replace")
+    if "\r" in text:
+        text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
+    return sanitize(text).split("\n")
+
+
+def display_line(raw: bytes) -> str:
+    """Display text for one raw line (its trailing newline, if any, is dropped)."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    return display_lines([raw])[0]
