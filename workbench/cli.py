@@ -1,0 +1,339 @@
+"""Command line: `workbench [run|analyze|sim|demo|signatures|dump|...]`.
+
+Every bad input ends here as one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .core import verdicts as V
+from .core.tomlfile import DataFileError
+
+EPILOG_EXIT_CODES = "exit codes: " + ", ".join(
+    f"{code} {name}" for name, code in V.EXIT_CODES.items()
+) + f", {V.EXIT_USAGE} bad input, {V.EXIT_PREFLIGHT} preflight refused (port taken), {V.EXIT_INTERRUPTED} interrupted"
+
+SUBCOMMANDS = ("run", "analyze", "sim", "demo", "signatures", "dump", "env", "help")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Options before `--`, the supervised command after it."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--session-dir", help="write the session here instead of the state dir")
+    p.add_argument("--stall-window", type=float, default=None, metavar="S",
+                   help="seconds without output, progress or CPU before 'hung' (default 120)")
+    p.add_argument("--startup-timeout", type=float, default=None, metavar="S",
+                   help="seconds to wait for ready before 'hung' (default 1800)")
+    p.add_argument("--no-smoke", action="store_true", help="judge on readiness alone")
+    p.add_argument("--signatures", action="append", default=[], metavar="DIR",
+                   help="extra signature files or directories (repeatable)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a variable for the command (NAME= or -NAME unsets)")
+    p.add_argument("--cwd", help="working directory of the command")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="workbench",
+        description="Debug vLLM servers live: launch, watch, recognise, dump, replay.",
+        epilog="Without a subcommand: `workbench [--layout NAME] -- CMD ...` opens the TUI.\n" + EPILOG_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version")
+    parser.add_argument("--layout", default=None, help="TUI layout (single, compare, grid, or a file)")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="launch a command and supervise it", epilog=EPILOG_EXIT_CODES)
+    run.add_argument("--headless", action="store_true", help="no TUI: stream, judge, exit with the verdict")
+    run.add_argument("--json", action="store_true", help="print one JSON result on stdout (log to stderr)")
+    run.add_argument("--raw", action="store_true", help="print the child's bytes unfiltered")
+    run.add_argument("--force", action="store_true", help="launch even if preflight finds the port taken")
+    run.add_argument("--serve", action="store_true", help="after a healthy verdict keep serving until Ctrl-C")
+    run.add_argument("--stop-after", type=float, default=0.0, metavar="S",
+                     help="after a healthy verdict keep serving S seconds, then stop")
+    run.add_argument("--quiet", action="store_true", help="print phase changes and the verdict, not the log")
+    run.add_argument("--layout", default=None, help="TUI layout")
+    _add_run_options(run)
+
+    analyze = sub.add_parser("analyze", help="recognise phases, findings and the root cause in logs")
+    analyze.add_argument("logs", nargs="+", help="log files, session directories, or - for stdin")
+    analyze.add_argument("--json", action="store_true")
+    analyze.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
+    sub.add_parser("sim", help="a stand-in for `vllm serve` (no GPU); `workbench sim --list`", add_help=False)
+
+    demo = sub.add_parser("demo", help="the TUI on the simulator")
+    demo.add_argument("scenario", nargs="?", default="healthy")
+    demo.add_argument("--list", action="store_true", help="list the scenarios")
+    demo.add_argument("--layout", default=None)
+
+    sigs = sub.add_parser("signatures", help="list the knowledge base, or test it on a log")
+    sigs.add_argument("action", nargs="?", choices=["list", "test", "check", "export"], default="list")
+    sigs.add_argument("paths", nargs="*", help="for test: a log; for check: signature files")
+    sigs.add_argument("--json", action="store_true")
+    sigs.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
+    dump = sub.add_parser("dump", help="py-spy dump of a process and all its Python descendants")
+    dump.add_argument("--pid", type=int, required=True)
+    dump.add_argument("--json", action="store_true")
+    dump.add_argument("--native", action="store_true")
+    dump.add_argument("--locals", action="store_true")
+    dump.add_argument("--timeout", type=float, default=10.0)
+
+    sub.add_parser("help", help="this help")
+    return parser
+
+
+def _env_delta(items: list[str]) -> dict[str, str | None]:
+    delta: dict[str, str | None] = {}
+    for item in items:
+        if item.startswith("-") and "=" not in item:
+            delta[item[1:]] = None
+        elif "=" in item:
+            name, value = item.split("=", 1)
+            if not name:
+                raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+            delta[name] = value if value else None
+        else:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+    return delta
+
+
+def _knowledge_base(dirs: list[str]):
+    from .core.signatures import load_knowledge_base
+
+    return load_knowledge_base([Path(d) for d in dirs])
+
+
+def _settings(args: argparse.Namespace):
+    from .core.settings import Settings
+
+    settings = Settings()
+    if args.stall_window is not None:
+        settings.stall_window = args.stall_window
+    if args.startup_timeout is not None:
+        settings.startup_timeout = args.startup_timeout
+    settings.smoke = not args.no_smoke
+    return settings
+
+
+def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
+    if not command:
+        raise UsageError("workbench run: give the command after --, e.g. workbench run --headless -- vllm serve MODEL")
+    kb = _knowledge_base(args.signatures)
+    settings = _settings(args)
+    if args.headless:
+        from .headless import HeadlessOptions, run_headless
+
+        options = HeadlessOptions(
+            json=args.json, raw=args.raw, force=args.force, serve=args.serve, stop_after=args.stop_after,
+            session_dir=args.session_dir, quiet=args.quiet, env_delta=_env_delta(args.env), cwd=args.cwd,
+        )
+        return run_headless(command, options, settings, kb)
+    return _tui(command, args.layout, kb, settings, args.session_dir, _env_delta(args.env))
+
+
+def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str | None,
+         env_delta: dict[str, str | None] | None = None) -> int:
+    try:
+        from .ui.app import run_app
+    except ImportError as exc:
+        raise UsageError(f"the TUI is not available: {exc}") from None
+    return run_app(command, layout=layout, kb=kb, settings=settings, session_dir=session_dir, env_delta=env_delta)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .core.analyze import LogInputError, analyze_path
+    from .core.diagnosis import Recogniser
+    from .headless import summary_text
+
+    recogniser = Recogniser(_knowledge_base(args.signatures))
+    results = []
+    try:
+        for path in args.logs:
+            results.extend(analyze_path(path, recogniser))
+    except LogInputError as exc:
+        sys.stderr.write(f"workbench analyze: error: {exc}\n")
+        return V.EXIT_USAGE
+    dicts = [r.to_dict() for r in results]
+    if args.json:
+        sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=None) + "\n")
+    else:
+        for d in dicts:
+            sys.stdout.write(f"== {d['source']} ({d['lines']} lines)\n")
+            sys.stdout.write(summary_text({**d, "reason": _analysis_reason(d)}, sys.stdout.isatty()))
+    worst = max((V.EXIT_CODES[d["verdict"]] for d in dicts), default=0)
+    return worst
+
+
+def _analysis_reason(d: dict) -> str:
+    return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s)"
+
+
+def cmd_signatures(args: argparse.Namespace) -> int:
+    from .core import signatures as S
+
+    kb = _knowledge_base(args.signatures)
+    if args.action == "check":
+        for path in args.paths:
+            S.load_file(Path(path))
+            sys.stdout.write(f"{path}: ok\n")
+        return 0
+    if args.action == "export":
+        # one pattern per line: `grep -E -f` compatible for the patterns that are plain ERE
+        for sig in kb.signatures:
+            for pattern in sig.patterns:
+                sys.stdout.write(pattern + "\n")
+        return 0
+    if args.action == "test":
+        if not args.paths:
+            raise UsageError("workbench signatures test LOG: name a log file")
+        return _signatures_test(kb, args.paths, args.json)
+    if args.json:
+        sys.stdout.write(json.dumps([s.to_dict() for s in kb.signatures], indent=2) + "\n")
+        return 0
+    width = max((len(s.id) for s in kb.signatures), default=10)
+    for sig in sorted(kb.signatures, key=lambda s: (s.origin, s.id)):
+        flags = " cascade" if sig.cascade else (" benign" if sig.benign else "")
+        source = sig.sources[0] if sig.sources else ""
+        sys.stdout.write(f"{sig.id:<{width}}  {sig.severity:<7}{flags:<8}  {sig.title}  [{source}]\n")
+    sys.stdout.write(f"{len(kb.signatures)} signatures, {len(kb.phase_markers)} phase markers from {len(kb.files)} files\n")
+    return 0
+
+
+def _signatures_test(kb, paths: list[str], as_json: bool) -> int:
+    from .core.analyze import LogInputError
+    from .core.diagnosis import Recogniser
+    from .core.linesplit import LineSplitter
+    from .core.text import display_lines
+
+    recogniser = Recogniser(kb)
+    hits: dict[str, list[tuple[int, str]]] = {}
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise LogInputError(f"{path}: cannot read ({exc.strerror})") from None
+        splitter = LineSplitter()
+        _s, raw = splitter.feed(data)
+        raw += splitter.flush()[1]
+        lines = display_lines(raw)
+        for index, pattern_index in recogniser.matcher.scan(lines):
+            kind, target = recogniser.targets[pattern_index]
+            name = target.id if kind == "signature" else f"{kind}:{target}"
+            hits.setdefault(name, []).append((index + 1, lines[index]))
+    if as_json:
+        sys.stdout.write(json.dumps({k: [{"line": n, "text": t} for n, t in v] for k, v in hits.items()}) + "\n")
+        return 0
+    for name in sorted(hits):
+        sys.stdout.write(f"{name}: {len(hits[name])} line(s)\n")
+        for number, text in hits[name][:5]:
+            sys.stdout.write(f"  {number}: {text[:160]}\n")
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from .core.procs import tree
+    from .core.stacks import dump_tree, format_dumps, python_dumps
+
+    pids = [p.pid for p in tree(args.pid)]
+    if not pids:
+        sys.stderr.write(f"workbench dump: error: no process with PID {args.pid}\n")
+        return V.EXIT_USAGE
+    dumps = python_dumps(dump_tree(pids, args.native, args.locals, args.timeout))
+    if args.json:
+        sys.stdout.write(json.dumps([d.to_dict() for d in dumps]) + "\n")
+    else:
+        sys.stdout.write(format_dumps(dumps))
+    return 0 if any(d.ok for d in dumps) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.list:
+        from .sim.cli import main as sim_main
+
+        return sim_main(["--list"])
+    command = [sys.executable, "-m", "workbench.sim", args.scenario, "--port", str(_free_port())]
+    from .core.settings import Settings
+
+    return _tui(command, args.layout, _knowledge_base([]), Settings(), None)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sim":
+        from .sim.cli import main as sim_main
+
+        return sim_main(argv[1:])
+    options, command = split_command(argv)
+    parser = build_parser()
+    try:
+        if options[:1] == ["help"] or (not options and not command):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(options)
+        if args.version:
+            from . import __version__
+
+            sys.stdout.write(f"workbench {__version__}\n")
+            return 0
+        if args.command is None:
+            if not command:
+                parser.print_help()
+                return 0
+            from .core.settings import Settings
+
+            return _tui(command, args.layout, _knowledge_base([]), Settings(), None)
+        if args.command == "run":
+            return cmd_run(args, command)
+        if command:
+            raise UsageError(f"workbench {args.command}: takes no command after --")
+        if args.command == "analyze":
+            return cmd_analyze(args)
+        if args.command == "signatures":
+            return cmd_signatures(args)
+        if args.command == "dump":
+            return cmd_dump(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+        parser.print_help()
+        return 0
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return V.EXIT_USAGE
+    except DataFileError as exc:
+        sys.stderr.write(f"workbench: error: {exc}\n")
+        return V.EXIT_USAGE
+    except KeyboardInterrupt:
+        return V.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

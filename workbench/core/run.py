@@ -1,0 +1,169 @@
+"""One launched command: its pty process, the reader thread, the log store and diagnosis."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ptyprocess import PtyProcess
+
+from .bus import EventBus
+from .cmdline import server_address
+from .diagnosis import Diagnosis, Finding, Recogniser
+from .events import FindingRaised, LinesAppended, PhaseChanged
+from .logstore import LogStore
+from .probes import SmokeOutcome
+from .procs import ProcInfo, describe, tree
+from .settings import Settings
+
+READ_SIZE = 64 * 1024
+
+
+@dataclass
+class RunSpec:
+    argv: list[str]
+    env_delta: dict[str, str | None] = field(default_factory=dict)  # vs the inherited env
+    cwd: str | None = None
+    label: str = ""
+    cause: str = "launch"
+    parent: str | None = None  # the run this one relaunches
+
+
+class Run:
+    def __init__(self, run_id: str, spec: RunSpec, directory: Path, recogniser: Recogniser,
+                 bus: EventBus, settings: Settings) -> None:
+        self.id = run_id
+        self.spec = spec
+        self.dir = directory
+        self.bus = bus
+        self.settings = settings
+        self.store = LogStore(directory / "output.log", tail_lines=settings.tail_lines)
+        self.diagnosis = Diagnosis(recogniser, start=0.0, at=time.strftime("%H:%M:%S"))
+        self.lock = threading.RLock()  # guards diagnosis for readers on other threads
+        self.address = server_address(spec.argv)
+        self.proc: PtyProcess | None = None
+        self.pid: int | None = None
+        self.started = time.monotonic()
+        self.started_wall = time.time()
+        self.last_progress = self.started
+        self.returncode: int | None = None
+        self.exit_signal: int | None = None
+        self.ended: float | None = None
+        self.ready_url: str | None = None
+        self.model_id: str = ""
+        self.ready_at: float | None = None
+        self.verdict: str | None = None
+        self.verdict_reason: str = ""
+        self.smoke_results: list[SmokeOutcome] = []
+        self.dump_paths: list[str] = []
+        self.stopping = False
+        self.stop_signal: str | None = None
+        self.tree_snapshot: list[ProcInfo] = []
+        self.known_pids: set[int] = set()
+        self.reader_done = threading.Event()
+        self.exited = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def attach_process(self, proc: PtyProcess) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.known_pids.add(proc.pid)
+        self.started = time.monotonic()
+        self.last_progress = self.started
+        self._reader = threading.Thread(target=self._read_loop, name=f"wb-read-{self.id}", daemon=True)
+        self._reader.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and not self.exited.is_set()
+
+    def elapsed(self) -> float:
+        end = self.ended if self.ended is not None else time.monotonic()
+        return end - self.started
+
+    # -- the reader: append, index, recognise; never wait on a face ---------------------------
+
+    def _read_loop(self) -> None:
+        assert self.proc is not None
+        fd = self.proc.fd
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:  # EIO: every writer of the pty is gone
+                break
+            if not data:
+                break
+            self._ingest(*self.store.append(data), had_data=True)
+        self._ingest(*self.store.finish(), had_data=False)
+        with self.lock:
+            self._publish_update(self.diagnosis.finish(), 0, 0)
+        self.reader_done.set()
+
+    def _ingest(self, first_seq: int, lines: list[str], had_data: bool) -> None:
+        now = time.monotonic()
+        with self.lock:
+            update = self.diagnosis.feed(first_seq, lines, now - self.started)
+        if update.progress or (had_data and not lines):  # a redrawn progress bar is progress too
+            self.last_progress = now
+        if lines:
+            self.bus.publish(LinesAppended(self.id, first_seq=first_seq, count=len(lines)))
+        self._publish_update(update, first_seq, len(lines))
+
+    def _publish_update(self, update, _first: int, _count: int) -> None:
+        for name, previous, seq in update.phases:
+            self.bus.publish(PhaseChanged(self.id, phase=name, previous=previous, seq=seq, elapsed=self.elapsed()))
+        for finding in update.new_findings:
+            self.bus.publish(FindingRaised(self.id, finding=finding.to_dict()))
+
+    # -- views for faces -------------------------------------------------------------------------
+
+    def sample_tree(self) -> list[ProcInfo]:
+        if self.pid is None or self.exited.is_set():
+            self.tree_snapshot = []
+            return []
+        procs = tree(self.pid)
+        self.known_pids.update(p.pid for p in procs)
+        self.tree_snapshot = describe(procs, self.pid)
+        return self.tree_snapshot
+
+    def root_cause(self) -> Finding | None:
+        with self.lock:
+            return self.diagnosis.root_cause()
+
+    def findings(self) -> list[Finding]:
+        with self.lock:
+            return self.diagnosis.findings_list()
+
+    def phase(self) -> str:
+        return self.diagnosis.phases.current
+
+    def summary(self) -> dict:
+        """The result object of `run --headless --json` (and of a run in a session)."""
+        with self.lock:
+            root = self.diagnosis.root_cause()
+            return {
+                "run": self.id,
+                "verdict": self.verdict,
+                "reason": self.verdict_reason,
+                "root_cause": root.root_cause_dict() if root else None,
+                "phases": self.diagnosis.phases.to_list(now=self.elapsed()),
+                "last_phase": self.diagnosis.phases.current,
+                "findings": [f.to_dict() for f in self.diagnosis.findings_list()],
+                "smoke": self.smoke_results[-1].to_dict() if self.smoke_results else None,
+                "returncode": self.returncode,
+                "signal": self.exit_signal,
+                "stop_signal": self.stop_signal,
+                "seconds": round(self.elapsed(), 3),
+                "pid": self.pid,
+                "ready_url": self.ready_url,
+                "lines": len(self.store),
+                "log": str(self.store.path),
+                "dumps": list(self.dump_paths),
+                "tree": [p.to_dict() for p in self.tree_snapshot],
+                "known_pids": sorted(self.known_pids),
+            }
