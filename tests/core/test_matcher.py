@@ -1,0 +1,28 @@
+import pytest
+
+from workbench.core import matcher as M
+
+PATTERNS = [r"estimated maximum model length is (?P<max_len>\d+)", "CUDA out of memory", r"^Traceback"]
+LINES = [
+    "INFO hello",
+    "ValueError: ... the estimated maximum model length is 8192. Try ...",
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate",
+    "Traceback (most recent call last):",
+    "  not a Traceback at start",
+    "CUDA out of memory CUDA out of memory",
+]
+EXPECTED = [(1, 0), (2, 1), (3, 2), (5, 1)]
+
+
+@pytest.mark.parametrize("backend", ["hyperscan", "re"])
+def test_backends_agree(backend: str) -> None:
+    if backend == "hyperscan" and M._hyperscan is None:
+        pytest.skip("hyperscan has no wheel for this platform")
+    m = M.Matcher(PATTERNS, backend=backend)
+    assert m.scan(LINES) == EXPECTED
+    assert m.captures(LINES[1], 0) == {"max_len": "8192"}
+
+
+def test_hits_never_span_two_lines() -> None:
+    m = M.Matcher([r"alpha\s+beta"], backend="hyperscan" if M._hyperscan else "re")
+    assert m.scan(["alpha", "beta", "alpha  beta"]) == [(2, 0)]
