@@ -19,10 +19,20 @@ from typing import TextIO
 
 from .core import verdicts as V
 from .core.engine import Engine, session_for
-from .core.events import Message, Notice, PhaseChanged, ProcessExited, Ready, SmokeResult, StacksDumped, Verdict
+from .core.events import (
+    Message,
+    Notice,
+    PhaseChanged,
+    ProcessExited,
+    Ready,
+    SmokeResult,
+    StacksDumped,
+    Verdict,
+)
 from .core.phases import PHASE_TITLES
 from .core.preflight import run_preflight
 from .core.run import Run
+from .core.sched import lower_thread_priority
 from .core.settings import Settings
 from .core.signatures import KnowledgeBase
 
@@ -73,6 +83,7 @@ class Printer:
         return f"{COLOURS[kind]}{text}{RESET}"
 
     def _loop(self) -> None:
+        lower_thread_priority()
         while not self._stop.wait(0.05):
             self.flush()
 
@@ -100,16 +111,17 @@ class Printer:
         end = len(store)
         marks = self.run.diagnosis.marks
         while self.next_seq < end:
-            stop = min(end, self.next_seq + 5000)
-            lines = store.lines(self.next_seq, stop)
-            chunk = []
-            for offset, line in enumerate(lines):
-                mark = marks.get(self.next_seq + offset)
-                if mark is None:
-                    chunk.append("  " + line)
-                else:
-                    chunk.append(self._paint(f"{MARKS[mark]} {line}", mark))
-            self.out.write("\n".join(chunk) + "\n")
+            first = self.next_seq
+            stop = min(end, first + 5000)
+            lines = store.lines(first, stop)
+            if not self.run.diagnosis.has_marks_between(first, stop):  # the common case: one join, no Python work per line
+                self.out.write("  " + "\n  ".join(lines) + "\n")
+            else:
+                chunk = []
+                for offset, line in enumerate(lines):
+                    mark = marks.get(first + offset)
+                    chunk.append("  " + line if mark is None else self._paint(f"{MARKS[mark]} {line}", mark))
+                self.out.write("\n".join(chunk) + "\n")
             self.next_seq = stop
 
     def _flush_raw(self) -> None:

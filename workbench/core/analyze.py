@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from .diagnosis import Diagnosis, Recogniser, log_timestamp
 from .linesplit import LineSplitter
-from .text import display_lines
+from .text import display_text
 from .verdicts import offline_verdict
 
 CHUNK = 4 * 1024 * 1024
@@ -53,14 +53,15 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str) -> Ana
             _starts, raw = splitter.flush()
         else:
             _starts, raw = splitter.feed(chunk)
-        lines = display_lines(raw)
+        text = display_text(raw) if raw else ""
+        lines = text.split("\n") if raw else []
         if lines and not origin_known:
             for line in lines[:1000]:
                 if log_timestamp(line) is not None:
                     diagnosis.note_origin(line)
                     origin_known = True
                     break
-        diagnosis.feed(seq, lines, now=None)
+        diagnosis.feed(seq, lines, now=None, text=text)
         seq += len(lines)
         if final:
             break

@@ -13,6 +13,7 @@ titled by its exception line; an exception that matches no signature is still a 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -182,6 +183,7 @@ class Diagnosis:
         self.phases = PhaseTracker(start, at)
         self.findings: dict[str, Finding] = {}
         self.marks: dict[int, str] = {}  # seq -> severity ("error", "warning", "info", "benign")
+        self._marked: list[int] = []  # the keys of `marks`, sorted
         self.stop_seq: int | None = None  # lines from here on follow our own stop request
         self._pending: list[_PendingException] = []
         self._tracebacks: dict[str, int] = {}  # source -> seq of its open "Traceback" line
@@ -191,13 +193,13 @@ class Diagnosis:
 
     # -- feeding -----------------------------------------------------------------------------
 
-    def feed(self, first_seq: int, lines: list[str], now: float | None = None) -> Update:
+    def feed(self, first_seq: int, lines: list[str], now: float | None = None, text: str | None = None) -> Update:
         """Process lines [first_seq, first_seq + len(lines)); `now` is seconds since start
         for a live run, or None to take phase times from the log's own timestamps."""
         update = Update()
         if not lines:
             return update
-        hits = self.recogniser.matcher.scan(lines)
+        hits = self.recogniser.matcher.scan(lines, text)
         targets = self.recogniser.targets
         non_progress = self.recogniser.non_progress_ids
         non_progress_lines = 0
@@ -267,7 +269,7 @@ class Diagnosis:
             )
             self.findings[sig.id] = finding
             update.new_findings.append(finding)
-        self.marks[seq] = "benign" if benign else sig.severity
+        self._mark(seq, "benign" if benign else sig.severity)
         if sig.severity == "error":
             self._error_hits.append((seq, parse_record(line)[0]))
 
@@ -320,7 +322,7 @@ class Diagnosis:
     def _raise_unrecognised(self, pending: _PendingException, update: Update) -> None:
         key = f"{UNRECOGNISED}:{pending.title[:200]}"
         existing = self.findings.get(key)
-        self.marks[pending.seq] = "error"
+        self._mark(pending.seq, "error")
         if existing is not None:
             existing.count += 1
             existing.last_seq = pending.seq
@@ -344,6 +346,19 @@ class Diagnosis:
         )
         self.findings[key] = finding
         update.new_findings.append(finding)
+
+    def _mark(self, seq: int, severity: str) -> None:
+        if seq not in self.marks:
+            insort(self._marked, seq)
+        self.marks[seq] = severity
+
+    def has_marks_between(self, start: int, stop: int) -> bool:
+        """Is any line in [start, stop) marked? (printers skip per-line work when not)"""
+        i = bisect_left(self._marked, start)
+        return i < len(self._marked) and self._marked[i] < stop
+
+    def marked_seqs(self) -> list[int]:
+        return list(self._marked)
 
     # -- results -----------------------------------------------------------------------------
 

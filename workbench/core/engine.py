@@ -106,7 +106,7 @@ class Engine:
                 port=run.address[1] if run.address else None, log_path=str(run.store.path),
             )
         )
-        run.attach_process(proc)
+        run.attach_process(proc, env)
         watcher = Watcher(run, self)
         self.watchers[run_id] = watcher
         watcher.start()

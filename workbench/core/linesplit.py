@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import accumulate, repeat
+from operator import add
+
 DEFAULT_LINE_CAP = 64 * 1024
 
 
@@ -29,22 +32,19 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> tuple[list[int], list[bytes]]:
         """Return (starts, lines) for the lines completed by `data`; lines exclude the "\\n"."""
-        starts: list[int] = []
-        lines: list[bytes] = []
         buf = self._pending + data if self._pending else data
         pos = self._pending_start
         parts = buf.split(b"\n")
         tail = parts.pop()
         cap = self.cap
-        for part in parts:
-            if len(part) > cap:
-                for i in range(0, len(part), cap):
-                    starts.append(pos + i)
-                    lines.append(part[i : i + cap])
-            else:
-                starts.append(pos)
-                lines.append(part)
-            pos += len(part) + 1
+        lengths = list(map(len, parts))
+        if lengths and max(lengths) > cap:
+            starts, lines, pos = self._cut_long(parts, pos)
+        else:
+            # the common case, without a Python loop per line: offsets are a running sum
+            starts = list(accumulate(map(add, lengths, repeat(1)), initial=pos))
+            pos = starts.pop()
+            lines = parts
         if len(tail) > cap:
             cut = ((len(tail) - 1) // cap) * cap  # keep 1..cap bytes pending
             for i in range(0, cut, cap):
@@ -55,6 +55,21 @@ class LineSplitter:
         self._pending = tail
         self._pending_start = pos
         return starts, lines
+
+    def _cut_long(self, parts: list[bytes], pos: int) -> tuple[list[int], list[bytes], int]:
+        cap = self.cap
+        starts: list[int] = []
+        lines: list[bytes] = []
+        for part in parts:
+            if len(part) > cap:
+                for i in range(0, len(part), cap):
+                    starts.append(pos + i)
+                    lines.append(part[i : i + cap])
+            else:
+                starts.append(pos)
+                lines.append(part)
+            pos += len(part) + 1
+        return starts, lines, pos
 
     def flush(self) -> tuple[list[int], list[bytes]]:
         """End of stream: the unfinished last line becomes a line."""

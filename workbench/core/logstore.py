@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 
 from .linesplit import DEFAULT_LINE_CAP, LineSplitter
-from .text import display_line, display_lines, fold_carriage_returns, sanitize
+from .text import display_line, display_text, fold_carriage_returns, sanitize
 
 DEFAULT_TAIL_LINES = 20_000
 
@@ -40,26 +40,33 @@ class LogStore:
     # -- writing (the reader thread) -------------------------------------------------------
 
     def append(self, data: bytes) -> tuple[int, list[str]]:
-        """Store a chunk; return (first_seq, display lines completed by it)."""
+        """Write a chunk to the raw file, then index it."""
         _write_all(self._fd, data)
+        first, lines, _text = self.ingest(data)
+        return first, lines
+
+    def ingest(self, data: bytes) -> tuple[int, list[str], str]:
+        """Index a chunk that is already in the raw file (written by the pump); return
+        (first_seq, display lines completed by it, the same lines joined by "\\n")."""
         self.bytes_written += len(data)
         starts, raw_lines = self._splitter.feed(data)
         return self._index(starts, raw_lines)
 
-    def finish(self) -> tuple[int, list[str]]:
+    def finish(self) -> tuple[int, list[str], str]:
         """End of stream: the unfinished last line becomes a line."""
         starts, raw_lines = self._splitter.flush()
         return self._index(starts, raw_lines)
 
-    def _index(self, starts: list[int], raw_lines: list[bytes]) -> tuple[int, list[str]]:
-        lines = display_lines(raw_lines)
+    def _index(self, starts: list[int], raw_lines: list[bytes]) -> tuple[int, list[str], str]:
+        text = display_text(raw_lines) if raw_lines else ""
+        lines = text.split("\n") if raw_lines else []
         with self._lock:
             first = len(self._starts)
             if starts:
                 self._starts.extend(starts)
                 self._complete_end = self._splitter.pending_start
                 self._tail.extend(lines)
-        return first, lines
+        return first, lines, text
 
     def close(self) -> None:
         if not self.closed:

@@ -34,14 +34,17 @@ class Matcher:
                 flags=[_hyperscan.HS_FLAG_MULTILINE] * len(self.patterns),
             )
 
-    def scan(self, lines: Sequence[str]) -> list[tuple[int, int]]:
-        """(line index, pattern index) for every pattern that matches a line, in line order."""
+    def scan(self, lines: Sequence[str], text: str | None = None) -> list[tuple[int, int]]:
+        """(line index, pattern index) for every pattern that matches a line, in line order.
+        `text`, if given, is `"\\n".join(lines)` already made by the caller."""
         if not lines or not self.patterns:
             return []
+        if text is None:
+            text = "\n".join(lines)
         if self._db is not None:
-            candidates = self._scan_hyperscan(lines)
+            candidates = self._scan_hyperscan(text)
         else:
-            candidates = self._scan_re(lines)
+            candidates = self._scan_re(text)
         compiled = self._compiled
         return [(li, pi) for li, pi in candidates if compiled[pi].search(lines[li])]
 
@@ -51,14 +54,13 @@ class Matcher:
             return {}
         return {k: v for k, v in found.groupdict().items() if v is not None}
 
-    def _scan_hyperscan(self, lines: Sequence[str]) -> list[tuple[int, int]]:
-        blob = "\n".join(lines).encode("utf-8", "surrogateescape")
+    def _scan_hyperscan(self, text: str) -> list[tuple[int, int]]:
+        blob = text.encode("utf-8", "surrogateescape")
         ends: list[tuple[int, int]] = []
         self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)))
         return _locate(blob, b"\n", ends)
 
-    def _scan_re(self, lines: Sequence[str]) -> list[tuple[int, int]]:
-        text = "\n".join(lines)
+    def _scan_re(self, text: str) -> list[tuple[int, int]]:
         ends: list[tuple[int, int]] = []
         for pid, rx in enumerate(self._compiled):
             ends.extend((m.start() + 1, pid) for m in rx.finditer(text))

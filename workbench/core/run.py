@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,9 +18,12 @@ from .events import FindingRaised, LinesAppended, PhaseChanged
 from .logstore import LogStore
 from .probes import SmokeOutcome
 from .procs import ProcInfo, describe, tree
+from .pump import start_pump
+from .sched import lower_thread_priority
 from .settings import Settings
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 1024 * 1024  # the tailer reads big: the pump already absorbed the pty's small writes
+IDLE_POLL = 0.02  # seconds between looks at a quiet log (bounds finding latency)
 
 
 @dataclass
@@ -66,15 +70,18 @@ class Run:
         self.reader_done = threading.Event()
         self.exited = threading.Event()
         self._reader: threading.Thread | None = None
+        self.pump: subprocess.Popen | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def attach_process(self, proc: PtyProcess) -> None:
+    def attach_process(self, proc: PtyProcess, env: dict[str, str]) -> None:
+        """Start copying the pty to disk (the pump) and tailing it (the reader thread)."""
         self.proc = proc
         self.pid = proc.pid
         self.known_pids.add(proc.pid)
         self.started = time.monotonic()
         self.last_progress = self.started
+        self.pump = start_pump(proc.fd, str(self.store.path), env)
         self._reader = threading.Thread(target=self._read_loop, name=f"wb-read-{self.id}", daemon=True)
         self._reader.start()
 
@@ -89,25 +96,34 @@ class Run:
     # -- the reader: append, index, recognise; never wait on a face ---------------------------
 
     def _read_loop(self) -> None:
-        assert self.proc is not None
-        fd = self.proc.fd
-        while True:
-            try:
+        """Tail the raw log the pump writes; big reads when the child floods, a short nap
+        when it is quiet. Ends when the pump has exited and the file is drained."""
+        lower_thread_priority()
+        fd = os.open(self.store.path, os.O_RDONLY)
+        try:
+            while True:
                 data = os.read(fd, READ_SIZE)
-            except OSError:  # EIO: every writer of the pty is gone
-                break
-            if not data:
-                break
-            self._ingest(*self.store.append(data), had_data=True)
+                if data:
+                    self._ingest(*self.store.ingest(data), had_data=True)
+                    continue
+                if self.pump is not None and self.pump.poll() is not None:
+                    data = os.read(fd, READ_SIZE)  # the last bytes written before it exited
+                    if data:
+                        self._ingest(*self.store.ingest(data), had_data=True)
+                        continue
+                    break
+                time.sleep(IDLE_POLL)
+        finally:
+            os.close(fd)
         self._ingest(*self.store.finish(), had_data=False)
         with self.lock:
             self._publish_update(self.diagnosis.finish(), 0, 0)
         self.reader_done.set()
 
-    def _ingest(self, first_seq: int, lines: list[str], had_data: bool) -> None:
+    def _ingest(self, first_seq: int, lines: list[str], text: str, had_data: bool) -> None:
         now = time.monotonic()
         with self.lock:
-            update = self.diagnosis.feed(first_seq, lines, now - self.started)
+            update = self.diagnosis.feed(first_seq, lines, now - self.started, text)
         if update.progress or (had_data and not lines):  # a redrawn progress bar is progress too
             self.last_progress = now
         if lines:

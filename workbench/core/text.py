@@ -61,14 +61,19 @@ def sanitize(text: str) -> str:
     return text.translate(_TRANSLATE)
 
 
+def display_text(raw_lines: list[bytes]) -> str:
+    """Display text of complete raw lines (without their "\\n"), joined by "\\n"."""
+    text = b"\n".join(raw_lines).decode("utf-8", "replace")
+    if "\r" in text:
+        text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
+    return sanitize(text)
+
+
 def display_lines(raw_lines: list[bytes]) -> list[str]:
     """Display text for complete raw lines (without their trailing "\\n"), one per input."""
     if not raw_lines:
         return []
-    text = b"\n".join(raw_lines).decode("utf-8", "replace")
-    if "\r" in text:
-        text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
-    return sanitize(text).split("\n")
+    return display_text(raw_lines).split("\n")
 
 
 def display_line(raw: bytes) -> str:
