@@ -54,7 +54,7 @@ E = "(EngineCore_DP0 pid=9) ERROR 11-23 17:02:10 [core.py:1512] "
 def recogniser(tmp_path_factory) -> Recogniser:
     d = tmp_path_factory.mktemp("kb")
     (d / "kb.toml").write_text(KB)
-    return Recogniser(load_knowledge_base([d], include_user=False))
+    return Recogniser(load_knowledge_base([d], include_user=False, include_builtin=False))
 
 
 def lines(*items: str) -> str:

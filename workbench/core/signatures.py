@@ -257,9 +257,10 @@ def user_signature_dir() -> Path:
     return Path(base) / "vllm-workbench" / "signatures"
 
 
-def load_knowledge_base(extra_dirs: list[Path] | None = None, include_user: bool = True) -> KnowledgeBase:
+def load_knowledge_base(extra_dirs: list[Path] | None = None, include_user: bool = True,
+                        include_builtin: bool = True) -> KnowledgeBase:
     """Built-in files, then the user's config dir, then `extra_dirs`; a later id overrides."""
-    dirs = [BUILTIN_DIR]
+    dirs = [BUILTIN_DIR] if include_builtin else []
     if include_user:
         dirs.append(user_signature_dir())
     dirs.extend(extra_dirs or [])
