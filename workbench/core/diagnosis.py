@@ -87,7 +87,7 @@ class Recogniser:
             for p in marker.patterns:
                 patterns.append(p)
                 self.targets.append(("phase", marker.phase))
-        for name, p in zip(_GENERIC, (_TRACEBACK_START, _EXCEPTION_LINE, _ERROR_RECORD)):
+        for name, p in zip(_GENERIC, (_TRACEBACK_START, _EXCEPTION_LINE, _ERROR_RECORD), strict=True):
             patterns.append(p)
             self.targets.append(("generic", name))
         self.matcher = Matcher(patterns, backend)
@@ -187,6 +187,8 @@ class Diagnosis:
         self.stop_seq: int | None = None  # lines from here on follow our own stop request
         self._pending: list[_PendingException] = []
         self._tracebacks: dict[str, int] = {}  # source -> seq of its open "Traceback" line
+        self._traceback_starts: list[tuple[int, str]] = []  # (seq, source), recent ones
+        self._last_exception: dict[str, int] = {}  # source -> seq of its last exception line
         self._error_hits: list[tuple[int, str]] = []  # (seq, source) of signature errors
         self._log_origin: float | None = None  # first log timestamp, for offline phase times
         self._last_seen_seq = -1
@@ -277,6 +279,7 @@ class Diagnosis:
         source, level, _ts, message = parse_record(line)
         if name == "traceback":
             self._tracebacks[source] = seq
+            self._traceback_starts = [*self._traceback_starts[-50:], (seq, source)]
             return
         if name == "exception":
             found = _EXCEPTION_AT_START.match(message)
@@ -284,6 +287,7 @@ class Diagnosis:
                 return  # e.g. "(Proc pid=1) ValueError:" inside a longer sentence
             exc_name = found.group(1).rsplit(".", 1)[-1]
             start = self._tracebacks.pop(source, None)
+            self._last_exception[source] = seq
             if exc_name in _BENIGN_EXCEPTIONS:
                 return
             self._pending.append(
@@ -298,6 +302,7 @@ class Diagnosis:
             or text.startswith(("Traceback", "During handling", "The above exception"))
             or _EXCEPTION_AT_START.match(text)
             or source in self._tracebacks
+            or seq - self._last_exception.get(source, -(10**9)) <= _EXCEPTION_TAIL  # its message goes on
         ):
             return
         self._pending.append(
@@ -314,8 +319,11 @@ class Diagnosis:
             high = pending.seq + (0 if pending.record else _EXCEPTION_TAIL)
             if any(low <= s <= high and src == pending.source for s, src in self._error_hits):
                 continue  # a signature already names this error
-            if any(low <= s <= high for s, _src in self._error_hits) and pending.record:
-                continue
+            if pending.record and any(
+                pending.seq < s <= pending.seq + _EXCEPTION_TAIL and src == pending.source
+                for s, src in self._traceback_starts
+            ):
+                continue  # the preamble of a traceback: the traceback's exception speaks for it
             self._raise_unrecognised(pending, update)
         self._pending = keep
 
