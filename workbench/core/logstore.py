@@ -102,7 +102,7 @@ class LogStore:
             end = self._starts[stop] if stop < count else self._complete_end
             offsets = [self._starts[i] - begin for i in range(start, stop)]
         blob = os.pread(self._read_fd, end - begin, begin)
-        pieces = [blob[a:b] for a, b in zip(offsets, [*offsets[1:], len(blob)])]
+        pieces = [blob[a:b] for a, b in zip(offsets, [*offsets[1:], len(blob)], strict=True)]
         return [display_line(p) for p in pieces]
 
     def line(self, seq: int) -> str:

@@ -32,8 +32,17 @@ def sessions_root() -> Path:
 
 
 def make_private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
+    """Create `path` and any missing parents as 0700 (mkdir's mode is cut by the umask)."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(directory, DIR_MODE)
+    if not missing and path.is_dir() and path.stat().st_uid == os.getuid():
+        os.chmod(path, DIR_MODE)
     return path
 
 
