@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import psutil
 import pytest
 
 from tests.helpers import descendants_with_token, free_port
+
+TEST_MARKER = "WORKBENCH_TEST_MARKER"
+
+
+def _marked(proc: psutil.Process, marker: str) -> bool:
+    try:
+        return proc.environ().get(TEST_MARKER) == marker
+    except psutil.Error:
+        return False
 
 
 @pytest.fixture
@@ -27,13 +37,15 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """Fail if a test leaves a supervised process (any WORKBENCH_SESSION holder) behind."""
-    before = {p.pid for p in descendants_with_token("")}
+def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail if a test leaves a supervised process behind. Everything the test starts inherits a
+    marker variable, so processes of other workbenches on the machine are not counted."""
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv(TEST_MARKER, marker)
     yield
     leaked: list[psutil.Process] = []
     for _ in range(50):
-        leaked = [p for p in descendants_with_token("") if p.pid not in before]
+        leaked = [p for p in descendants_with_token("") if _marked(p, marker)]
         if not leaked:
             break
         time.sleep(0.1)
