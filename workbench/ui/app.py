@@ -237,7 +237,7 @@ class WorkbenchApp(App):
 
     def _on_engine_event(self, event: Message) -> None:
         if isinstance(event, StacksDumped):
-            self.note(f"{event.summary}: {event.path}")
+            self.note(f"stacks dumped: {event.summary}; {Path(event.path).name}")
         elif isinstance(event, SmokeResult):
             self.note(f"smoke {event.status} in {event.latency or 0:.2f}s: {event.output[:40] or event.error[:60]}")
         elif isinstance(event, Verdict):
