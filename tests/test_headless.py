@@ -141,3 +141,9 @@ def test_secret_values_never_reach_events(tmp_path, no_leaks) -> None:
     events = (session / "events.jsonl").read_text()
     assert "sk-verysecretvalue" not in events and "hf_supersecret123" not in events
     assert "***" in events
+
+
+def test_log_flood_is_read_whole_and_stays_healthy(no_leaks) -> None:
+    result = headless("log-flood", "--rate", "0", "--lines", "200000", options=("--quiet", "--stop-after", "3"))
+    assert result["verdict"] == "healthy"
+    assert result["lines"] > 200_000  # every flooded line reached the store
