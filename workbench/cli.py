@@ -154,6 +154,8 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
 
 def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str | None,
          env_delta: dict[str, str | None] | None = None) -> int:
+    if layout not in (None, "single"):
+        raise UsageError(f"workbench: layout {layout!r} is not available yet (only 'single')")
     try:
         from .ui.app import run_app
     except ImportError as exc:
