@@ -9,6 +9,7 @@ its own pace — bytes are on disk before anything looks at them.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,21 @@ READ_SIZE = 64 * 1024
 
 
 def start_pump(master_fd: int, log_path: str, env: dict[str, str]) -> subprocess.Popen:
-    """Start a pump reading `master_fd` into `log_path` (created 0600 by the caller)."""
+    """Start a pump reading `master_fd` into `log_path` (created 0600 by the caller).
+
+    `cat` does exactly this in C with large buffers; it ends on EIO when the child's side of
+    the pty closes. Where there is no `cat`, a Python loop does the same.
+    """
+    cat = shutil.which("cat")
+    if cat is not None:
+        out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            return subprocess.Popen(
+                [cat], stdin=master_fd, stdout=out, stderr=subprocess.DEVNULL,
+                start_new_session=True, env=env, close_fds=True,
+            )
+        finally:
+            os.close(out)
     return subprocess.Popen(
         [sys.executable, "-S", "-c", "import workbench.core.pump as p; p.main()", str(master_fd), log_path],
         pass_fds=(master_fd,),
