@@ -55,3 +55,14 @@ def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         except psutil.Error:
             pass
     assert not leaked, f"processes left behind: {[(p.pid, p.name()) for p in leaked]}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook signature
+    """Say which real vLLM the end-to-end tests ran against."""
+    from tests.real_vllm.conftest import VENV
+
+    marker = VENV / ".workbench-ready"
+    if marker.exists() and terminalreporter.stats.get("passed"):
+        ran = [r for r in terminalreporter.stats["passed"] if "real_vllm" in r.nodeid]
+        if ran:
+            terminalreporter.write_line(f"real vLLM version: {marker.read_text().strip()} ({len(ran)} end-to-end tests passed)")
