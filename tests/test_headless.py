@@ -147,3 +147,13 @@ def test_log_flood_is_read_whole_and_stays_healthy(no_leaks) -> None:
     result = headless("log-flood", "--rate", "0", "--lines", "200000", options=("--quiet", "--stop-after", "3"))
     assert result["verdict"] == "healthy"
     assert result["lines"] > 200_000  # every flooded line reached the store
+
+
+def test_compare_graph_failure_with_eager_success(tmp_path, no_leaks) -> None:
+    graph = headless("oom-graph-capture", options=("--session-dir", str(tmp_path / "graph")))
+    eager = headless("oom-graph-capture", "--enforce-eager", options=("--session-dir", str(tmp_path / "eager")))
+    assert (graph["verdict"], eager["verdict"]) == ("failed", "healthy")
+    done = workbench("compare", "--json", str(tmp_path / "graph" / "runs" / "r1"), str(tmp_path / "eager" / "runs" / "r1"))
+    report = json.loads(done.stdout)
+    assert "fails only in graph mode" in report["conclusion"]
+    assert "cuda_oom" in report["findings_only_in"][str(tmp_path / "graph" / "runs" / "r1")]

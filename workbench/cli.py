@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--list", action="store_true", help="list the scenarios")
     demo.add_argument("--layout", default=None)
 
+    cmp_ = sub.add_parser("compare", help="compare two runs (logs or session run dirs): phases, findings, conclusion")
+    cmp_.add_argument("first")
+    cmp_.add_argument("second")
+    cmp_.add_argument("--json", action="store_true")
+    cmp_.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
     sigs = sub.add_parser("signatures", help="list the knowledge base, or test it on a log")
     sigs.add_argument("action", nargs="?", choices=["list", "test", "check", "export"], default="list")
     sigs.add_argument("paths", nargs="*", help="for test: a log; for check: signature files")
@@ -189,6 +195,34 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _analysis_reason(d: dict) -> str:
     return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s)"
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .core.analyze import LogInputError, analyze_path
+    from .core.compare import compare
+    from .core.diagnosis import Recogniser
+
+    recogniser = Recogniser(_knowledge_base(args.signatures))
+    results = []
+    for path in (args.first, args.second):
+        target = Path(path) / "output.log" if (Path(path) / "output.log").exists() else Path(path)
+        try:
+            results.append(analyze_path(str(target), recogniser)[-1].to_dict())
+        except LogInputError as exc:
+            sys.stderr.write(f"workbench compare: error: {exc}\n")
+            return V.EXIT_USAGE
+    report = compare(results[0], results[1], args.first, args.second)
+    if args.json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return 0
+    for name in (args.first, args.second):
+        row = report[name]
+        sys.stdout.write(f"{name}: {row['verdict']}, last phase {row['last_phase']}, root cause {row['root_cause']}\n")
+    for name in (args.first, args.second):
+        if report["phases_only_in"][name] or report["findings_only_in"][name]:
+            sys.stdout.write(f"only in {name}: phases {report['phases_only_in'][name]}, findings {report['findings_only_in'][name]}\n")
+    sys.stdout.write(f"conclusion: {report['conclusion']}\n")
+    return 0
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:
@@ -319,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"workbench {args.command}: takes no command after --")
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "signatures":
             return cmd_signatures(args)
         if args.command == "dump":

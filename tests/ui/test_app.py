@@ -63,6 +63,7 @@ async def test_eager_key_reruns_with_the_flag_toggled(tmp_path, no_leaks) -> Non
             await wait_for(lambda: second.verdict == "healthy")
             await pilot.pause(1.1)
             assert "r1: failed" in text_of(app, "#findings") and "r2: healthy eager" in text_of(app, "#findings")
+            assert "fails only in graph mode" in text_of(app, "#findings")
     finally:
         app.engine.shutdown()
 

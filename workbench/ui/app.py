@@ -18,6 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Log, Static
 
 from ..core.cmdline import has_flag, toggle_flag
+from ..core.compare import conclusion
 from ..core.engine import Engine, session_for
 from ..core.events import Message, Notice, SmokeResult, StacksDumped, Verdict
 from ..core.phases import PHASE_TITLES
@@ -231,6 +232,9 @@ class WorkbenchApp(App):
                     f"{' eager' if has_flag(self.engine.runs[rid].spec.argv, '--enforce-eager') else ''}" for rid in self.runs]
         if len(self.runs) > 1:
             text.append("[b]Runs[/b]  " + "  ".join(verdicts))
+            first, second = (self.engine.runs[rid] for rid in self.runs[-2:])
+            if first.verdict and second.verdict:
+                text.append(escape(conclusion(first.summary(), second.summary(), first.id, second.id)))
         self.query_one("#findings", Static).update("\n".join(text))
         debug = escape(", ".join(f"{k}={v}" for k, v in self.env_delta.items()) or "none")
         self.query_one("#debug", Static).update(f"[b]Debug variables for next relaunch[/b]\n{debug}")
