@@ -160,12 +160,12 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
 
 def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str | None,
          env_delta: dict[str, str | None] | None = None) -> int:
-    if layout not in (None, "single"):
-        raise UsageError(f"workbench: layout {layout!r} is not available yet (only 'single')")
     try:
         from .ui.app import run_app
+        from .ui.layouts import load_layout
     except ImportError as exc:
         raise UsageError(f"the TUI is not available: {exc}") from None
+    load_layout(layout or "single")  # a bad layout is refused before anything is launched
     return run_app(command, layout=layout, kb=kb, settings=settings, session_dir=session_dir, env_delta=env_delta)
 
 

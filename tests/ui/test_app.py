@@ -3,100 +3,249 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import pytest
 
 from tests.helpers import free_port
 from workbench.core.settings import Settings
+from workbench.ui import app as app_module
 from workbench.ui.app import make_app
+from workbench.ui.pane import FindingsList
+from workbench.ui.screens import ConfirmScreen, DebugVarsScreen, HelpScreen, PickScreen, TextScreen
 
 SIM = [sys.executable, "-m", "workbench.sim"]
+SIZE = (170, 48)
 
 
-async def wait_for(predicate, timeout: float = 20.0) -> None:
+async def wait_for(predicate, timeout: float = 25.0, what: str = "condition") -> None:
     for _ in range(int(timeout / 0.1)):
         if predicate():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    raise AssertionError(f"{what} not reached in {timeout} s")
 
 
 def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector).render())
+    return "\n".join(str(w.render()) for w in app.query(selector))
 
 
-def make(tmp_path, scenario: str, *extra: str):
-    command = [*SIM, scenario, "--port", str(free_port()), "--time-scale", "0.1", *extra]
-    return make_app(command, settings=Settings(stall_window=30), session_dir=str(tmp_path / "session"))
+def sim(scenario: str, *extra: str) -> list[str]:
+    return [*SIM, scenario, "--port", str(free_port()), "--time-scale", "0.1", *extra]
 
 
-@pytest.mark.asyncio
-async def test_healthy_run_shows_phases_verdict_and_dump(tmp_path, no_leaks) -> None:
-    app = make(tmp_path, "healthy")
+@contextlib.asynccontextmanager
+async def running(tmp_path, command: list[str], verdict: str | None = None, **kwargs):
+    """The app on a command, with the first run reaching `verdict` (or just started)."""
+    app = make_app(command, settings=Settings(stall_window=30), session_dir=str(tmp_path / "session"), **kwargs)
     try:
-        async with app.run_test(size=(160, 45)) as pilot:
-            await wait_for(lambda: app.current_run() is not None and app.current_run().verdict == "healthy")
-            await pilot.pause(1.1)
-            assert "verdict healthy" in text_of(app, "#header")
-            assert "ready" in text_of(app, "#phases")
-            assert app.query_one("#log").line_count > 30
-            await pilot.press("d")
-            await wait_for(lambda: "stacks dumped" in text_of(app, "#messages"))
-            assert app.engine.dumps[app.current].__len__() == 1
-            await pilot.press("q")
-            await wait_for(lambda: app.engine.closed)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: app.current_run() is not None, what="first run")
+            if verdict is not None:
+                await wait_for(lambda: app.current_run().verdict == verdict, what=f"verdict {verdict}")
+                await pilot.pause(1.2)  # one side-panel refresh
+            yield app, pilot
     finally:
         app.engine.shutdown()
 
 
 @pytest.mark.asyncio
-async def test_eager_key_reruns_with_the_flag_toggled(tmp_path, no_leaks) -> None:
-    app = make(tmp_path, "oom-graph-capture")
-    try:
-        async with app.run_test(size=(160, 45)) as pilot:
-            await wait_for(lambda: app.current_run() is not None and app.current_run().verdict == "failed")
-            await pilot.press("e")
-            await wait_for(lambda: len(app.runs) == 2)
-            second = app.engine.runs[app.runs[1]]
-            assert "--enforce-eager" in second.spec.argv
-            await wait_for(lambda: second.verdict == "healthy")
-            await pilot.pause(1.1)
-            assert "r1: failed" in text_of(app, "#findings") and "r2: healthy eager" in text_of(app, "#findings")
-            assert "fails only in graph mode" in text_of(app, "#findings")
-    finally:
-        app.engine.shutdown()
+async def test_healthy_run_shows_phases_verdict_and_stack_dumps(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        assert "verdict healthy" in text_of(app, ".pane-header")
+        assert "ready" in text_of(app, ".phases") and "graph capture" in text_of(app, ".phases")
+        assert app.log_view.rows > 30
+        await pilot.press("d")
+        await wait_for(lambda: "stacks dumped" in text_of(app, "#status"), what="first dump")
+        await pilot.press("d")
+        await wait_for(lambda: len(app.engine.dumps[app.current_run().id]) == 2, what="second dump")
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, TextScreen)
+        page = str(app.screen.query_one("Static").render())
+        assert "PID" in page and "did not move since dump 1" in page
+        await pilot.press("escape")
+        await pilot.press("q")
+        await wait_for(lambda: app.engine.closed, what="clean quit")
 
 
 @pytest.mark.asyncio
-async def test_apply_key_relaunches_with_the_machine_applicable_fix(tmp_path, no_leaks) -> None:
-    app = make(tmp_path, "kv-cache-too-small")
-    try:
-        async with app.run_test(size=(160, 45)) as pilot:
-            await wait_for(lambda: app.current_run() is not None and app.current_run().verdict == "failed")
-            await pilot.pause(1.1)
-            assert "KV cache too small" in text_of(app, "#findings")
-            await pilot.press("a")
-            await wait_for(lambda: len(app.runs) == 2)
-            second = app.engine.runs[app.runs[1]]
-            assert second.spec.argv[-2:] == ["--max-model-len", "8192"]
-            await wait_for(lambda: second.verdict == "healthy")
-    finally:
-        app.engine.shutdown()
+async def test_eager_key_opens_the_compare_layout_with_a_conclusion(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("oom-graph-capture"), "failed") as (app, pilot):
+        assert "root cause" in text_of(app, ".pinned")
+        await pilot.press("e")
+        await wait_for(lambda: len(app.runs) == 2, what="the eager rerun")
+        second = app.engine.runs[app.runs[1]]
+        assert "--enforce-eager" in second.spec.argv
+        await wait_for(lambda: len(app.panes) == 2 and app.layout_spec.name == "compare", what="compare layout")
+        await wait_for(lambda: second.verdict == "healthy", what="eager healthy")
+        await wait_for(lambda: "fails only in graph mode" in text_of(app, "#conclusion"), what="conclusion")
+        await wait_for(lambda: "verdict failed" in text_of(app, ".pane-header")
+                       and "verdict healthy" in text_of(app, ".pane-header"), what="both headers")
 
 
 @pytest.mark.asyncio
-async def test_debug_toggle_applies_on_relaunch(tmp_path, no_leaks) -> None:
-    app = make(tmp_path, "healthy")
-    try:
-        async with app.run_test(size=(160, 45)) as pilot:
-            await wait_for(lambda: app.current_run() is not None and app.current_run().verdict == "healthy")
-            await pilot.press("D")
-            assert "VLLM_LOGGING_LEVEL=DEBUG" in text_of(app, "#debug")
-            await pilot.press("r")
-            await wait_for(lambda: len(app.runs) == 2)
-            second = app.engine.runs[app.runs[1]]
-            assert second.spec.env_delta == {"VLLM_LOGGING_LEVEL": "DEBUG"}
-            await wait_for(lambda: any("DEBUG" in line for line in second.store.lines(0, len(second.store))))
-    finally:
-        app.engine.shutdown()
+async def test_apply_key_relaunches_with_the_selected_findings_fix(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("kv-cache-too-small"), "failed") as (app, pilot):
+        findings = app.query_one(FindingsList)
+        assert "KV cache too small" in findings.findings[0].title or findings.findings[0].id == "kv_cache_too_small"
+        findings.focus()
+        findings.highlighted = 0
+        await pilot.press("enter")  # jumps the log to the finding's line
+        await pilot.pause(0.2)
+        root = app.current_run().root_cause()
+        assert app.log_view.cursor == root.first_seq
+        await pilot.press("a")
+        await wait_for(lambda: len(app.runs) == 2, what="relaunch with the fix")
+        second = app.engine.runs[app.runs[1]]
+        assert second.spec.argv[-2:] == ["--max-model-len", "8192"]
+        await wait_for(lambda: second.verdict == "healthy", what="fixed run healthy")
+        assert app.pane_runs[0] == second.id
+
+
+@pytest.mark.asyncio
+async def test_debug_variables_toggle_show_guard_rails_and_apply_on_relaunch(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        await pilot.press("D")
+        assert "VLLM_LOGGING_LEVEL=DEBUG" in text_of(app, ".debug")
+        assert "+VLLM_LOGGING_LEVEL=DEBUG" in text_of(app, ".debug")  # what the next relaunch changes
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DebugVarsScreen)
+        names = [v.name for v in app.debug_vars]
+        options = app.screen.query_one("#debug-options")
+        options.highlighted = names.index("VLLM_TRACE_FUNCTION")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert app.env_delta["VLLM_TRACE_FUNCTION"] == "1"
+        assert "100x" in str(app.screen.query_one("#debug-guard").render())
+        await pilot.press("enter")  # cycles back off
+        assert "VLLM_TRACE_FUNCTION" not in app.env_delta
+        await pilot.press("escape")
+        await pilot.press("r")
+        await wait_for(lambda: len(app.runs) == 2, what="relaunch")
+        second = app.engine.runs[app.runs[1]]
+        assert second.spec.env_delta == {"VLLM_LOGGING_LEVEL": "DEBUG"}
+        await wait_for(lambda: any("DEBUG" in line for line in second.store.lines(0, len(second.store))), what="DEBUG lines")
+
+
+@pytest.mark.asyncio
+async def test_search_filter_error_jumps_and_copy(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("oom-load"), "failed") as (app, pilot):
+        run = app.current_run()
+        view = app.log_view
+        await pilot.press("right_square_bracket")
+        assert view.cursor is not None and run.diagnosis.marks.get(view.seq_of(view.cursor)) == "error"
+        first_error = view.cursor
+        await pilot.press("right_square_bracket")
+        assert view.cursor is None or view.cursor >= first_error
+        await pilot.press("c")
+        assert view.seq_of(view.cursor) == run.root_cause().first_seq
+        await pilot.press("y")
+        assert app.clipboard == run.store.lines(view.cursor, view.cursor + 1)[0]
+        await pilot.press("v", "k", "k", "y")
+        assert app.clipboard.count("\n") == 2
+        await pilot.press("g")
+        assert view.cursor == 0
+        await pilot.press("slash")
+        await pilot.pause(0.2)
+        await pilot.press(*"Traceback", "enter")
+        await wait_for(lambda: view.cursor not in (None, 0), what="search hit")
+        assert "Traceback" in view.selected_text()
+        await pilot.press("ampersand")
+        await pilot.pause(0.2)
+        await pilot.press(*"ERROR", "enter")
+        await wait_for(lambda: view.filter_scanned == len(run.store), what="filter scan")
+        assert 0 < view.rows < len(run.store)
+        assert all("ERROR" in run.store.lines(view.seq_of(r), view.seq_of(r) + 1)[0] for r in range(view.rows))
+        await pilot.press("ampersand")
+        await pilot.pause(0.2)
+        await pilot.press(*["backspace"] * 5, "enter")
+        await pilot.pause(0.2)
+        assert view.rows == len(run.store)
+        await pilot.press("G")
+        assert view.follow and view.cursor is None
+
+
+@pytest.mark.asyncio
+async def test_talk_to_a_pdb_prompt_in_the_child(tmp_path, no_leaks) -> None:
+    script = tmp_path / "stops_in_pdb.py"
+    script.write_text("def f():\n    value = 41\n    breakpoint()\n    print('resumed with', value + 1)\n\nf()\n")
+    async with running(tmp_path, [sys.executable, str(script)]) as (app, pilot):
+        run = app.current_run()
+        await wait_for(lambda: "debugger prompt waiting" in text_of(app, ".pane-header"), what="pdb prompt noticed")
+        await pilot.press("i")
+        assert app.typing_into == run.id
+        await pilot.press("p", "space", "v", "a", "l", "u", "e", "enter")
+        await wait_for(lambda: any(line.strip() == "41" for line in run.store.lines(0, len(run.store))), what="pdb answer")
+        await pilot.press("c", "enter")
+        await wait_for(lambda: any("resumed with 42" in line for line in run.store.lines(0, len(run.store))), what="resumed")
+        await pilot.press("ctrl+right_square_bracket")
+        assert app.typing_into is None
+        await wait_for(lambda: not run.alive, what="script end")
+
+
+@pytest.mark.asyncio
+async def test_kill_asks_first_and_stop_stops_the_tree(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        run = app.current_run()
+        await pilot.press("K")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        assert run.alive
+        await pilot.press("K")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await wait_for(lambda: not run.alive, what="killed")
+        assert run.stop_signal == "SIGKILL"
+
+
+@pytest.mark.asyncio
+async def test_smoke_key_reports_status_and_latency(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        before = len(app.current_run().smoke_results)
+        await pilot.press("s")
+        await wait_for(lambda: len(app.current_run().smoke_results) > before, what="smoke result")
+        await wait_for(lambda: "smoke 200" in text_of(app, "#status"), what="smoke note")
+
+
+@pytest.mark.asyncio
+async def test_help_lists_every_binding_and_the_palette_offers_them(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy")) as (app, pilot):
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        page = str(app.screen.query_one("Static").render())
+        for _key, description, _ in app.binding_rows():
+            assert description in page, description
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any(t.startswith("Dump stacks") for t in titles) and "Layout: grid" in titles
+
+
+@pytest.mark.asyncio
+async def test_grid_layout_shows_process_tree_and_stacks(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy"), "healthy", layout="grid") as (app, pilot):
+        await wait_for(lambda: "VLLM::EngineCor" in text_of(app, ".tree"), what="process tree")  # comm: 15 chars
+        assert str(app.current_run().pid) in text_of(app, ".tree")
+        await pilot.press("d")
+        await wait_for(lambda: "PID" in text_of(app, ".stacks") and "dump 1" in text_of(app, ".stacks"), what="stacks panel")
+        await pilot.press("l")  # the next layout: single
+        await wait_for(lambda: app.layout_spec.name == "single", what="layout switch")
+        assert app.log_view.rows > 30  # the log is read back from the store, nothing lost
+
+
+@pytest.mark.asyncio
+async def test_profile_key_records_a_flame_graph(tmp_path, no_leaks, monkeypatch) -> None:
+    monkeypatch.setattr(app_module, "PROFILE_SECONDS", 1.0)
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PickScreen)
+        await pilot.press("enter")
+        await wait_for(lambda: "profile of PID" in text_of(app, "#status"), timeout=40, what="profile")
+        profiles = list((app.current_run().dir / "profiles").glob("*.svg"))
+        assert profiles and profiles[0].read_text().lstrip().startswith(("<?xml", "<svg"))

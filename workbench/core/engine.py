@@ -19,9 +19,11 @@ from .cmdline import apply_arg_delta, apply_env_delta, server_address
 from .diagnosis import Recogniser
 from .events import (
     DumpStacks,
+    InputSent,
     Launch,
     Message,
     Notice,
+    ProfileRecorded,
     Relaunch,
     RunStarted,
     Smoke,
@@ -35,7 +37,7 @@ from .procs import TOKEN_VAR, spawn, stop_tree
 from .reaper import start_reaper, stop_reaper
 from .run import Run, RunSpec
 from .secrets import mask_argv, mask_env
-from .session import Session
+from .session import Session, make_private_dir
 from .settings import Settings
 from .signatures import KnowledgeBase, load_knowledge_base
 from .stacks import ProcessDump, dump_tree, format_dumps, python_dumps, unmoved_threads
@@ -192,6 +194,32 @@ class Engine:
 
         self.bus.publish(SmokeResult(run_id, **outcome.to_dict()))
         return outcome
+
+    def send_input(self, run_id: str, data: bytes) -> int:
+        """Type into the run's pty (a pdb/ipdb prompt, a script asking a question)."""
+        run = self.get(run_id)
+        if run.proc is None or not run.alive:
+            raise ValueError(f"{run_id} is not running")
+        written = os.write(run.proc.fd, data)
+        self.bus.publish(InputSent(run_id, size=written))
+        return written
+
+    def profile(self, run_id: str, pid: int, seconds: float = 10.0, native: bool = False):
+        """A short sampling profile of one process of the run's tree, saved in the session
+        as a flame graph (SVG) and a speedscope file."""
+        from .profile import record_profile
+
+        run = self.get(run_id)
+        if pid not in {p.pid for p in run.sample_tree()}:
+            raise ValueError(f"PID {pid} is not in {run_id}'s process tree")
+        result = record_profile(pid, seconds, make_private_dir(run.dir / "profiles"), native=native)
+        paths = getattr(result, "paths", {}) or {}
+        self.bus.publish(ProfileRecorded(
+            run_id, pid=pid, seconds=seconds, samples=result.samples,
+            svg=str(paths.get("svg", "")), speedscope=str(paths.get("speedscope", "")),
+            top=[str(t) for t in (result.top or [])][:10], error=result.error,
+        ))
+        return result
 
     def notice(self, run_id: str, text: str, level: str = "info") -> None:
         self.bus.publish(Notice(run_id, level=level, text=text))

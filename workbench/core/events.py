@@ -119,6 +119,26 @@ class StacksDumped(Event):
 
 @_event
 @dataclass
+class ProfileRecorded(Event):
+    kind: ClassVar[str] = "profile"
+    pid: int
+    seconds: float
+    samples: int
+    svg: str
+    speedscope: str
+    top: list[str]
+    error: str
+
+
+@_event
+@dataclass
+class InputSent(Event):
+    kind: ClassVar[str] = "input"
+    size: int  # bytes typed into the child's pty (the bytes themselves are not recorded)
+
+
+@_event
+@dataclass
 class SmokeResult(Event):
     kind: ClassVar[str] = "smoke"
     ok: bool

@@ -1,7 +1,7 @@
-"""The TUI: a run's live log, its phases and findings, and the debugging moves one key away.
+"""The TUI: runs in panes, their live logs, phases and findings, and the debugging moves one key away.
 
-The app holds no state of its own: it issues engine commands from thread workers and reads
-runs. Lines are pulled from the log store on a 20 Hz timer and written in one batch.
+The app holds no state of its own beyond what is on screen: it issues engine commands from
+thread workers and reads runs. Panes pull new lines from the log store on a 20 Hz timer.
 """
 
 from __future__ import annotations
@@ -9,87 +9,171 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from rich.markup import escape
-from textual import work
-from textual.app import App, ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Log, Static
+from textual import events, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 from ..core.cmdline import has_flag, toggle_flag
 from ..core.compare import conclusion
+from ..core.debugvars import DebugVar, load_debug_vars
 from ..core.engine import Engine, session_for
-from ..core.events import Message, Notice, SmokeResult, StacksDumped, Verdict
-from ..core.phases import PHASE_TITLES
+from ..core.events import Message, Notice, ProfileRecorded, SmokeResult, StacksDumped, Verdict
+from ..core.gpu import gpu_memory_by_pid
 from ..core.run import Run
-from ..core.secrets import mask_argv
 from ..core.settings import Settings
 from ..core.signatures import KnowledgeBase, load_knowledge_base
 from .keymap import load_bindings
+from .layouts import Layout, available_layouts, load_layout
+from .logview import LogView
+from .pane import FindingsList, RunPane
+from .panels import debug_text, stacks_text, tree_text
+from .screens import (
+    ConfirmScreen,
+    DebugVarsScreen,
+    HelpScreen,
+    PickScreen,
+    PromptScreen,
+    TextScreen,
+)
 
-MARKS = {"error": "✖ ", "warning": "▲ ", "info": "• ", "benign": "· "}
-REFRESH = 0.05
-MAX_BATCH = 20_000  # lines written per tick at most; the rest next tick (the store keeps all)
+REFRESH = 0.05  # seconds between pulls of new lines into the panes
+SIDE_EVERY = 20  # ticks between side-panel refreshes (1 s)
+HEADER_EVERY = 5  # ticks between header refreshes
+PROFILE_SECONDS = 10.0
+KEYS_TO_CHILD = {"enter": b"\r", "tab": b"\t", "backspace": b"\x7f", "escape": b"\x1b", "up": b"\x1b[A",
+                 "down": b"\x1b[B", "right": b"\x1b[C", "left": b"\x1b[D", "ctrl+c": b"\x03", "ctrl+d": b"\x04"}
+LEAVE_TYPING = "ctrl+right_square_bracket"
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 
-    def __init__(self, command: list[str], engine: Engine, env_delta: dict | None = None) -> None:
+    def __init__(self, command: list[str], engine: Engine, env_delta: dict | None = None,
+                 layout: Layout | None = None, debug_vars: list[DebugVar] | None = None,
+                 launch: bool = True) -> None:
         super().__init__()
         self.command = command
         self.engine = engine
-        self.env_delta = dict(env_delta or {})
+        self.env_delta: dict[str, str | None] = dict(env_delta or {})
+        self.layout_spec = layout or load_layout("single")
+        self.debug_vars = debug_vars if debug_vars is not None else load_debug_vars()
+        self.launch_on_mount = launch
         self.runs: list[str] = []
-        self.current: str | None = None
-        self.shown_seq = 0
-        self.follow = True
+        self.pane_runs: list[str | None] = [None] * self.layout_spec.panes
+        self.focus_index = 0
+        self.tick = 0
+        self.typing_into: str | None = None
         self.messages: list[str] = []
+        self.pair: tuple[str, str] | None = None  # (graph run, eager run) for the conclusion line
         self.events: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.engine.bus.subscribe(self.events.put)
 
+    # -- layout ----------------------------------------------------------------------------------
+
     def compose(self) -> ComposeResult:
-        yield Static(id="header")
-        with Horizontal():
-            yield Log(id="log", max_lines=100_000, highlight=False)
-            with VerticalScroll(id="side"):
-                yield Static(id="phases")
-                yield Static(id="findings")
-                yield Static(id="debug")
-                yield Static(id="messages")
+        with Horizontal(id="panes"):
+            for index in range(self.layout_spec.panes):
+                yield RunPane(index, self.layout_spec)
+        yield Static(id="conclusion")
+        yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.launch(self.command, self.env_delta, "launch")
+        self._after_layout()
+        if self.launch_on_mount and self.command:
+            self.launch(self.command, self.env_delta, "launch")
         self.set_interval(REFRESH, self.refresh_view)
-        self.set_interval(1.0, self.refresh_side)
 
-    # -- engine commands (blocking: thread workers) ------------------------------------------------
+    def _after_layout(self) -> None:
+        self.focus_index = min(self.focus_index, len(self.panes) - 1)
+        for pane, run_id in zip(self.panes, self.pane_runs, strict=True):
+            pane.show(self.engine.runs.get(run_id) if run_id else None)
+        self._mark_focus()
+        self.refresh_side()
+        self.query_one("#conclusion", Static).display = False
 
-    @work(thread=True, exclusive=False, exit_on_error=False, group="engine")
+    @property
+    def panes(self) -> list[RunPane]:
+        return list(self.query(RunPane))
+
+    @property
+    def pane(self) -> RunPane:
+        return self.panes[self.focus_index]
+
+    @property
+    def log_view(self) -> LogView:
+        return self.pane.log
+
+    def _mark_focus(self) -> None:
+        for pane in self.panes:
+            pane.set_class(pane.index == self.focus_index, "focused")
+        self.log_view.focus()
+
+    async def set_layout(self, layout: Layout) -> None:
+        keep = [r for r in self.pane_runs if r] or self.runs[-1:]
+        self.layout_spec = layout
+        self.pane_runs = (keep + [None] * layout.panes)[: layout.panes]
+        await self.recompose()
+        self._after_layout()
+        self.note(f"layout {layout.name}: {layout.description}")
+
+    # -- runs and panes --------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="engine")
     def launch(self, argv: list[str], env_delta: dict, cause: str) -> None:
         run = self.engine.launch(argv, env_delta, cause=cause)
-        self.call_from_thread(self._add_run, run)
+        self.call_from_thread(self.place_run, run, self.focus_index)
 
-    def _add_run(self, run: Run) -> None:
-        self.runs.append(run.id)
-        self.show_run(run.id)
-
-    def show_run(self, run_id: str) -> None:
-        self.current = run_id
-        self.shown_seq = 0
-        self.query_one("#log", Log).clear()
-        self.refresh_view()
+    def place_run(self, run: Run, pane_index: int) -> None:
+        if run.id not in self.runs:
+            self.runs.append(run.id)
+        pane_index = min(pane_index, len(self.pane_runs) - 1)
+        self.pane_runs[pane_index] = run.id
+        self.panes[pane_index].show(run)
         self.refresh_side()
 
     def current_run(self) -> Run | None:
-        return self.engine.runs.get(self.current) if self.current else None
+        run_id = self.pane_runs[self.focus_index] if self.focus_index < len(self.pane_runs) else None
+        return self.engine.runs.get(run_id) if run_id else None
 
     def note(self, text: str) -> None:
-        self.messages = [*self.messages[-8:], f"{time.strftime('%H:%M:%S')} {text}"]
-        self.query_one("#messages", Static).update("[b]Notes[/b]\n" + escape("\n".join(self.messages)))
+        self.messages = [*self.messages[-30:], f"{clock()} {text}"]
+        self.query_one("#status", Static).update(escape(self.messages[-1]))
+        for pane in self.panes:
+            pane.set_panel("notes", "[b]Notes[/b]\n" + escape("\n".join(self.messages[-8:])))
+
+    def action_next_pane(self) -> None:
+        self.focus_index = (self.focus_index + 1) % len(self.panes)
+        self._mark_focus()
+
+    def action_next_run(self) -> None:
+        if not self.runs:
+            return
+        current = self.pane_runs[self.focus_index]
+        index = (self.runs.index(current) + 1) % len(self.runs) if current in self.runs else 0
+        self.place_run(self.engine.runs[self.runs[index]], self.focus_index)
+
+    async def action_next_layout(self) -> None:
+        names = sorted(available_layouts())
+        if not names:
+            return
+        index = (names.index(self.layout_spec.name) + 1) % len(names) if self.layout_spec.name in names else 0
+        await self.set_layout(load_layout(names[index]))
+
+    # -- engine commands (blocking: thread workers) ------------------------------------------------
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_dump(self) -> None:
@@ -97,29 +181,78 @@ class WorkbenchApp(App):
         if run is None or not run.alive:
             self.call_from_thread(self.note, "no live run to dump")
             return
-        self.call_from_thread(self.note, "dumping stacks…")
+        self.call_from_thread(self.note, f"dumping the stacks of {run.id}'s tree…")
         self.engine.dump_stacks(run.id, cause="key d")
+
+    def action_show_stacks(self) -> None:
+        run = self.current_run()
+        if run is not None:
+            self.push_screen(TextScreen(stacks_text(self.engine.dumps.get(run.id, []), frames=30)))
+
+    def action_profile(self) -> None:
+        run = self.current_run()
+        if run is None or not run.alive:
+            self.note("no live run to profile")
+            return
+        procs = sorted(run.sample_tree(), key=lambda p: -p.cpu_percent)
+        choices = [(p.pid, f"{p.pid:>7}  {p.cpu_percent:5.0f}% CPU  {p.name}") for p in procs]
+        self.push_screen(PickScreen(f"Profile which process of {run.id} for {PROFILE_SECONDS:.0f} s?", choices),
+                         partial(self._profile_chosen, run.id))
+
+    def _profile_chosen(self, run_id: str, pid: int | None) -> None:
+        if pid is not None:
+            self.note(f"profiling PID {pid} for {PROFILE_SECONDS:.0f} s…")
+            self.profile_in_worker(run_id, pid)
+
+    @work(thread=True, exit_on_error=False, group="profile")
+    def profile_in_worker(self, run_id: str, pid: int) -> None:
+        try:
+            self.engine.profile(run_id, pid, PROFILE_SECONDS)
+        except (ValueError, KeyError) as exc:
+            self.call_from_thread(self.note, str(exc))
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_smoke(self) -> None:
         run = self.current_run()
         if run is not None:
+            self.call_from_thread(self.note, f"smoke request to {run.id}…")
             self.engine.smoke(run.id)
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_stop(self) -> None:
         run = self.current_run()
         if run is not None and run.alive:
-            self.engine.stop(run.id, cause="key x")
-            self.call_from_thread(self.note, f"{run.id} stopped")
+            used, survivors = self.engine.stop(run.id, cause="key x")
+            self.call_from_thread(self.note, f"{run.id} stopped ({used})" + (f", survivors {survivors}" if survivors else ""))
+
+    def action_kill(self) -> None:
+        run = self.current_run()
+        if run is None or not run.alive:
+            self.note("no live run to kill")
+            return
+        self.push_screen(ConfirmScreen(f"SIGKILL every process of {run.id} (PID {run.pid}) now?"),
+                         partial(self._kill_confirmed, run.id))
+
+    def _kill_confirmed(self, run_id: str, yes: bool | None) -> None:
+        if yes:
+            self.kill_in_worker(run_id)
+        else:
+            self.note("kill cancelled")
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def kill_in_worker(self, run_id: str) -> None:
+        used, _ = self.engine.stop(run_id, kill=True, cause="key K: kill")
+        self.call_from_thread(self.note, f"{run_id} killed ({used})")
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_relaunch(self) -> None:
         run = self.current_run()
         if run is None:
             return
-        new = self.engine.relaunch(run.id, env_delta=self.env_delta, cause="key r: relaunch")
-        self.call_from_thread(self._add_run, new)
+        index = self.focus_index
+        env = {k: self.env_delta.get(k) for k in set(run.spec.env_delta) | set(self.env_delta)}
+        new = self.engine.relaunch(run.id, env_delta=env, cause="key r: relaunch")
+        self.call_from_thread(self.place_run, new, index)
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_eager(self) -> None:
@@ -130,19 +263,45 @@ class WorkbenchApp(App):
         if run.alive:
             self.engine.stop(run.id, cause="key e: eager rerun")  # the port and the device are exclusive
         new = self.engine.launch(argv, run.spec.env_delta, run.spec.cwd, cause="key e: --enforce-eager toggled", parent=run.id)
-        self.call_from_thread(self._add_run, new)
+        graph, eager = (run.id, new.id) if has_flag(argv, "--enforce-eager") else (new.id, run.id)
+        self.call_from_thread(self._show_pair, run.id, new, (graph, eager))
+
+    async def _show_pair(self, old_id: str, new: Run, pair: tuple[str, str]) -> None:
+        self.pair = pair
+        if self.layout_spec.panes < 2:
+            self.pane_runs[0] = old_id
+            await self.set_layout(load_layout("compare"))
+        old_index = self.pane_runs.index(old_id) if old_id in self.pane_runs else 0
+        self.place_run(new, (old_index + 1) % len(self.pane_runs))
 
     @work(thread=True, exit_on_error=False, group="engine")
     def action_apply_action(self) -> None:
         run = self.current_run()
-        root = run.root_cause() if run else None
-        action = next((a for a in root.actions if a.applicable), None) if root else None
-        if run is None or action is None:
-            self.call_from_thread(self.note, "no machine-applicable action for the root cause")
+        selected = self._selected_finding()
+        finding = selected or (run.root_cause() if run else None)
+        action = next((a for a in finding.actions if a.applicable), None) if finding else None
+        if run is None or finding is None or action is None:
+            self.call_from_thread(self.note, "no machine-applicable action for this finding")
             return
+        index = self.focus_index
         env = {k: (None if v is False else ("1" if v is True else v)) for k, v in action.env_delta.items()}
-        new = self.engine.relaunch(run.id, env, dict(action.arg_delta), cause=f"key a: {root.id}: {action.text}")
-        self.call_from_thread(self._add_run, new)
+        new = self.engine.relaunch(run.id, env, dict(action.arg_delta), cause=f"key a: {finding.id}: {action.text}")
+        self.call_from_thread(self.place_run, new, index)
+
+    def _selected_finding(self):
+        for findings in self.pane.query(FindingsList):
+            if findings.has_focus:
+                return findings.selected()
+        return None
+
+    def on_option_list_option_selected(self, event: FindingsList.OptionSelected) -> None:
+        if isinstance(event.option_list, FindingsList):
+            finding = event.option_list.selected()
+            if finding is not None:
+                self.log_view.go_to_seq(finding.first_seq)
+                self.log_view.focus()
+
+    # -- debug variables ---------------------------------------------------------------------------
 
     def action_toggle_debug(self) -> None:
         if self.env_delta.get("VLLM_LOGGING_LEVEL") == "DEBUG":
@@ -152,13 +311,145 @@ class WorkbenchApp(App):
         self.refresh_side()
         self.note("debug variables change on the next relaunch (r)")
 
-    def action_follow(self) -> None:
-        self.follow = not self.follow
-        self.note("following the tail" if self.follow else "paused")
+    def action_debug_vars(self) -> None:
+        self.push_screen(DebugVarsScreen(self.debug_vars, self.env_delta), lambda _: self.refresh_side())
 
-    def action_next_run(self) -> None:
-        if self.runs and self.current in self.runs:
-            self.show_run(self.runs[(self.runs.index(self.current) + 1) % len(self.runs)])
+    # -- talking to the child ------------------------------------------------------------------------
+
+    def action_talk(self) -> None:
+        run = self.current_run()
+        if run is None or not run.alive:
+            self.note("no live run to type into")
+            return
+        self.typing_into = run.id
+        self.pane.add_class("typing")
+        self.note(f"keys go to {run.id}'s terminal; ctrl+] gives them back")
+
+    def stop_typing(self) -> None:
+        self.typing_into = None
+        for pane in self.panes:
+            pane.remove_class("typing")
+        self.note("keys are the workbench's again")
+
+    def _on_key(self, event: events.Key) -> None:
+        """While typing into a run, every key goes to its pty. App._on_key (after this one, down
+        the MRO) is where bindings fire, so preventing the default keeps them out of it."""
+        if self.typing_into is None:
+            return
+        event.prevent_default()
+        event.stop()
+        if event.key == LEAVE_TYPING:
+            self.stop_typing()
+            return
+        data = KEYS_TO_CHILD.get(event.key) or (event.character.encode() if event.character else b"")
+        if data:
+            try:
+                self.engine.send_input(self.typing_into, data)
+            except (ValueError, KeyError, OSError) as exc:
+                self.stop_typing()
+                self.note(str(exc))
+
+    # -- the log -----------------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        current = self.log_view.search.pattern if self.log_view.search else ""
+        self.push_screen(PromptScreen("Search (regex):", current), self._search_entered)
+
+    def _search_entered(self, text: str | None) -> None:
+        if text is None:
+            return
+        self.log_view.set_search(text or None)
+        if text:
+            self.action_search_next()
+
+    def action_search_next(self) -> None:
+        self._find(1)
+
+    def action_search_prev(self) -> None:
+        self._find(-1)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="search")
+    def _find(self, direction: int) -> None:
+        view = self.log_view
+        if view.search is None:
+            self.call_from_thread(self.note, "no search: press /")
+            return
+        seq = view.find(direction)
+        if seq is None:
+            self.call_from_thread(self.note, f"no {'further' if direction > 0 else 'earlier'} match for {view.search.pattern!r}")
+        else:
+            self.call_from_thread(view.go_to_seq, seq)
+
+    def action_filter(self) -> None:
+        current = self.log_view.filter.pattern if self.log_view.filter else ""
+        self.push_screen(PromptScreen("Show only lines matching (empty: all):", current), self._filter_entered)
+
+    def _filter_entered(self, text: str | None) -> None:
+        if text is not None:
+            self.log_view.set_filter(text or None)
+            self.note(f"filter: {text}" if text else "filter off")
+
+    def action_next_error(self) -> None:
+        self._jump(self.log_view.next_marked(1), "no later error")
+
+    def action_prev_error(self) -> None:
+        self._jump(self.log_view.next_marked(-1), "no earlier error")
+
+    def action_root_cause(self) -> None:
+        run = self.current_run()
+        root = run.root_cause() if run else None
+        self._jump(root.first_seq if root else None, "no root cause (yet)")
+
+    def _jump(self, seq: int | None, otherwise: str) -> None:
+        if seq is None:
+            self.note(otherwise)
+        else:
+            self.log_view.go_to_seq(seq)
+
+    def action_follow(self) -> None:
+        self.log_view.set_follow(not self.log_view.follow)
+        self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is")
+
+    def action_cursor(self, delta: int) -> None:
+        self.log_view.move_cursor(delta)
+
+    def action_page(self, direction: int) -> None:
+        self.log_view.page(direction)
+
+    def action_log_top(self) -> None:
+        self.log_view.top()
+
+    def action_tail(self) -> None:
+        self.log_view.set_follow(True)
+
+    def action_select(self) -> None:
+        self.log_view.toggle_selection()
+
+    def action_copy(self) -> None:
+        text = self.log_view.selected_text()
+        if text:
+            self.copy_to_clipboard(text)
+            self.note(f"copied {text.count(chr(10)) + 1} line(s) (OSC 52)")
+
+    # -- help, palette, quit -------------------------------------------------------------------------
+
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        return [(b.key, b.description, b.tooltip) for b in self.BINDINGS if isinstance(b, Binding)]
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.binding_rows()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.description:
+                yield SystemCommand(f"{binding.description} ({binding.key})", binding.tooltip,
+                                    partial(self.run_action, binding.action))
+        for name in sorted(available_layouts()):
+            yield SystemCommand(f"Layout: {name}", "switch the pane arrangement", partial(self._layout_by_name, name))
+        yield from super().get_system_commands(screen)
+
+    async def _layout_by_name(self, name: str) -> None:
+        await self.set_layout(load_layout(name))
 
     async def action_quit_workbench(self) -> None:
         self.note("stopping every run…")
@@ -169,81 +460,66 @@ class WorkbenchApp(App):
         self.engine.shutdown()
         self.call_from_thread(self.exit, 0)
 
-    # -- the view ------------------------------------------------------------------------------------
+    # -- the view --------------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
+        if not self.is_running or not self.screen_stack:
+            return
         while True:
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
                 break
             self._on_engine_event(event)
-        run = self.current_run()
-        if run is None:
-            return
-        if self.follow:
-            end = min(len(run.store), self.shown_seq + MAX_BATCH)
-            if end > self.shown_seq:
-                lines = run.store.lines(self.shown_seq, end)
-                marks = run.diagnosis.marks
-                if run.diagnosis.has_marks_between(self.shown_seq, end):
-                    lines = [MARKS.get(marks.get(self.shown_seq + i, ""), "  ") + line[:2000] for i, line in enumerate(lines)]
-                else:
-                    lines = ["  " + line[:2000] for line in lines]
-                self.query_one("#log", Log).write_lines(lines)
-                self.shown_seq = end
-        self._update_header(run)
-
-    def _update_header(self, run: Run) -> None:
-        cpu = sum(p.cpu_percent for p in run.tree_snapshot)
-        rss = sum(p.rss for p in run.tree_snapshot) / 2**30
-        verdict = run.verdict or ("running" if run.alive else "exited")
-        prompt = "  [b yellow]debugger prompt waiting[/]" if run.store.partial.rstrip().endswith(("(Pdb)", "ipdb>")) else ""
-        self.query_one("#header", Static).update(
-            f"[b]{run.id}[/b] {escape(' '.join(mask_argv(run.spec.argv))[:120])}\n"
-            f"PID {run.pid}  phase [b]{PHASE_TITLES[run.phase()]}[/b]  up {run.elapsed():.0f}s  "
-            f"CPU {cpu:.0f}%  RSS {rss:.2f} GiB  procs {len(run.tree_snapshot)}  verdict [b]{verdict}[/b]{prompt}"
-        )
+        self.tick += 1
+        for pane in self.panes:
+            run = self.engine.runs.get(pane.run_id) if pane.run_id else None
+            if run is None:
+                continue
+            pane.log.sync()
+            if self.tick % HEADER_EVERY == 0:
+                pane.refresh_header(run, self.tick // HEADER_EVERY)
+        if self.tick % SIDE_EVERY == 0:
+            self.refresh_side()
 
     def refresh_side(self) -> None:
-        run = self.current_run()
-        if run is None:
+        gpu = None
+        for pane in self.panes:
+            run = self.engine.runs.get(pane.run_id) if pane.run_id else None
+            pane.refresh_side(run, self.tick // HEADER_EVERY)
+            pane.set_panel("debug", debug_text(self.env_delta, run, self.debug_vars))
+            if run is not None and pane.has_panel("tree"):
+                gpu = gpu if gpu is not None else gpu_memory_by_pid()
+                pane.set_panel("tree", tree_text(run, gpu))
+            if run is not None and pane.has_panel("stacks"):
+                pane.set_panel("stacks", stacks_text(self.engine.dumps.get(run.id, [])))
+        self._refresh_conclusion()
+
+    def _refresh_conclusion(self) -> None:
+        widget = self.query_one("#conclusion", Static)
+        if self.pair is None:
+            widget.display = False
             return
-        records = run.diagnosis.phases.to_list(now=run.elapsed())
-        lines = ["[b]Phases[/b]"]
-        for i, record in enumerate(records):
-            current = i == len(records) - 1 and run.alive and run.verdict is None
-            lines.append(f"{'▶' if current else '✓'} {PHASE_TITLES[record['name']]:<14} {record['seconds'] or 0:6.1f}s")
-        if run.phase() == "graph_capture" and run.alive:
-            lines.append("[i]graph capture can take minutes: not a hang[/i]")
-        self.query_one("#phases", Static).update("\n".join(lines))
-        root = run.root_cause()
-        text = ["[b]Findings[/b]"]
-        if root is not None:
-            text.append(f"[b red]root cause:[/] {escape(root.title)}\n  line {root.first_seq + 1}  {escape(root.why[:160])}")
-            for action in root.actions[:3]:
-                text.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if action.applicable else ""))
-        for finding in run.findings()[:10]:
-            if root is not None and finding is root:
-                continue
-            tag = " (cascade)" if finding.cascade else (" (benign)" if finding.benign else "")
-            text.append(f"{finding.severity}: {escape(finding.title[:60])} ×{finding.count}{tag}")
-        verdicts = [f"{rid}: {self.engine.runs[rid].verdict or '…'}"
-                    f"{' eager' if has_flag(self.engine.runs[rid].spec.argv, '--enforce-eager') else ''}" for rid in self.runs]
-        if len(self.runs) > 1:
-            text.append("[b]Runs[/b]  " + "  ".join(verdicts))
-            first, second = (self.engine.runs[rid] for rid in self.runs[-2:])
-            if first.verdict and second.verdict:
-                text.append(escape(conclusion(first.summary(), second.summary(), first.id, second.id)))
-        self.query_one("#findings", Static).update("\n".join(text))
-        debug = escape(", ".join(f"{k}={v}" for k, v in self.env_delta.items()) or "none")
-        self.query_one("#debug", Static).update(f"[b]Debug variables for next relaunch[/b]\n{debug}")
+        first, second = (self.engine.runs.get(r) for r in self.pair)
+        if first is None or second is None:
+            return
+        status = f"[b]{first.id}[/b] graph: {first.verdict or '…'}   [b]{second.id}[/b] eager: {second.verdict or '…'}"
+        if first.verdict and second.verdict:
+            status += "   → " + escape(conclusion(first.summary(), second.summary(), first.id, second.id))
+        widget.update(status)
+        widget.display = True
 
     def _on_engine_event(self, event: Message) -> None:
         if isinstance(event, StacksDumped):
-            self.note(f"stacks dumped: {event.summary}; {Path(event.path).name}")
+            self.note(f"stacks dumped: {event.summary}; o shows them ({Path(event.path).name})")
+            self.refresh_side()
         elif isinstance(event, SmokeResult):
             self.note(f"smoke {event.status} in {event.latency or 0:.2f}s: {event.output[:40] or event.error[:60]}")
+        elif isinstance(event, ProfileRecorded):
+            if event.error:
+                self.note(f"profile of PID {event.pid} failed: {event.error}")
+            else:
+                self.note(f"profile of PID {event.pid}: {event.samples} samples; {Path(event.svg).name} and speedscope saved")
         elif isinstance(event, Verdict):
             self.note(f"{event.run}: verdict {event.verdict}")
             self.refresh_side()
@@ -252,17 +528,21 @@ class WorkbenchApp(App):
 
 
 def make_app(command: list[str], kb: KnowledgeBase | None = None, settings: Settings | None = None,
-             session_dir: str | None = None, env_delta: dict | None = None) -> WorkbenchApp:
-    """The app factory tests use without the CLI. Bindings come from the keymap data."""
-    app_class = type("WorkbenchApp", (WorkbenchApp,), {"BINDINGS": load_bindings()})  # a bad keymap fails first
+             session_dir: str | None = None, env_delta: dict | None = None, layout: str = "single",
+             launch: bool = True) -> WorkbenchApp:
+    """The app factory tests use without the CLI. Bindings, layouts and debug variables come
+    from data; a bad file fails here, before anything is launched."""
+    app_class = type("WorkbenchApp", (WorkbenchApp,), {"BINDINGS": load_bindings()})
+    chosen = load_layout(layout)
+    debug_vars = load_debug_vars()
     session = session_for(session_dir, name=os.path.basename(command[0]) if command else "session")
     engine = Engine(session, kb if kb is not None else load_knowledge_base(), settings or Settings())
-    return app_class(command, engine, env_delta)
+    return app_class(command, engine, env_delta, chosen, debug_vars, launch)
 
 
 def run_app(command: list[str], layout: str | None = None, kb: KnowledgeBase | None = None,
             settings: Settings | None = None, session_dir: str | None = None, env_delta: dict | None = None) -> int:
-    app = make_app(command, kb, settings, session_dir, env_delta)
+    app = make_app(command, kb, settings, session_dir, env_delta, layout or "single")
     try:
         app.run()
     finally:

@@ -1,0 +1,255 @@
+"""A run's log as a virtual view over its log store: unlimited scrollback, nothing copied.
+
+Only the rows on screen are read (pread through the store's line index), so a pane costs the
+same at ten lines or ten million. A filter keeps an index of the matching lines, extended a
+bounded chunk per tick so a flood never stalls the UI.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from bisect import bisect_left, bisect_right
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.events import Click
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..core.run import Run
+
+GUTTER = {"error": ("✖ ", "bold red"), "warning": ("▲ ", "yellow"), "info": ("• ", "cyan"), "benign": ("· ", "dim")}
+LINE_STYLE = {"error": Style(color="red"), "warning": Style(color="yellow"), "benign": Style(dim=True)}
+ROOT_STYLE = Style(color="white", bgcolor="dark_red", bold=True)
+CURSOR_STYLE = Style(reverse=True)
+SELECTED_STYLE = Style(bgcolor="grey30")
+MATCH_STYLE = Style(bgcolor="yellow", color="black")
+MAX_WIDTH = 2000  # cells shown of a line; the raw log keeps all of it
+FILTER_CHUNK = 50_000  # lines tested against the filter per tick
+WINDOW = 256  # rows read from the store at once
+
+
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """A regex if it compiles, else the literal text; case-insensitive unless it has capitals."""
+    flags = 0 if any(c.isupper() for c in text) else re.IGNORECASE
+    try:
+        return re.compile(text, flags)
+    except re.error:
+        return re.compile(re.escape(text), flags)
+
+
+class LogView(ScrollView, can_focus=True, inherit_bindings=False):
+    DEFAULT_CSS = """
+    LogView { background: $surface; scrollbar-gutter: stable; }
+    LogView:focus { background-tint: $foreground 3%; }
+    """
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.run: Run | None = None
+        self.follow = True
+        self.rows = 0  # rows in the view: store lines, or filter matches
+        self.widest = 0
+        self.cursor: int | None = None  # a row
+        self.anchor: int | None = None  # selection start (row)
+        self.search: re.Pattern[str] | None = None
+        self.filter: re.Pattern[str] | None = None
+        self.matches = array("Q")  # seqs that pass the filter
+        self.filter_scanned = 0
+        self._window_start = -1
+        self._window: list[str] = []
+
+    # -- what is shown ---------------------------------------------------------------------------
+
+    def show(self, run: Run | None) -> None:
+        self.run = run
+        self.cursor = self.anchor = None
+        self.follow = True
+        self.widest = 0
+        self._reset_filter()
+        self.sync()
+
+    def _reset_filter(self) -> None:
+        self.matches = array("Q")
+        self.filter_scanned = 0
+        self._window_start = -1
+        self.rows = 0
+
+    def set_filter(self, pattern: str | None) -> None:
+        self.filter = compile_pattern(pattern) if pattern else None
+        self._reset_filter()
+        self.sync()
+
+    def set_search(self, pattern: str | None) -> None:
+        self.search = compile_pattern(pattern) if pattern else None
+        self.refresh()
+
+    def seq_of(self, row: int) -> int:
+        return self.matches[row] if self.filter is not None else row
+
+    def row_of(self, seq: int) -> int:
+        if self.filter is None:
+            return seq
+        return min(bisect_left(self.matches, seq), max(len(self.matches) - 1, 0))
+
+    def sync(self) -> None:
+        """Called on the UI timer: take in new lines, keep the tail in view when following."""
+        total = len(self.run.store) if self.run is not None else 0
+        if self.filter is not None and self.run is not None and self.filter_scanned < total:
+            end = min(total, self.filter_scanned + FILTER_CHUNK)
+            pattern = self.filter
+            lines = self.run.store.lines(self.filter_scanned, end)
+            self.matches.extend(self.filter_scanned + i for i, line in enumerate(lines) if pattern.search(line))
+            self.filter_scanned = end
+        rows = len(self.matches) if self.filter is not None else total
+        if rows == self.rows and self.size.width and self.virtual_size.height == rows:
+            return
+        if rows < self.rows:
+            self._window_start = -1
+        self.rows = rows
+        self.virtual_size = Size(max(self.widest, self.size.width), rows)
+        if self.follow:
+            self.scroll_to(y=max(0, rows - self.size.height), animate=False, immediate=True)
+        self.refresh()
+
+    def _line(self, seq: int) -> str:
+        if not self._window_start <= seq < self._window_start + len(self._window):
+            start = max(0, seq - WINDOW // 4)
+            assert self.run is not None
+            self._window = self.run.store.lines(start, min(len(self.run.store), start + WINDOW))
+            self._window_start = start
+        return self._window[seq - self._window_start] if seq - self._window_start < len(self._window) else ""
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        row = scroll_y + y
+        width = self.size.width
+        if self.run is None or row >= self.rows:
+            return Strip.blank(width, self.rich_style)
+        seq = self.seq_of(row)
+        text = self._line(seq)[:MAX_WIDTH]
+        if len(text) + 2 > self.widest:
+            self.widest = len(text) + 2
+            self.call_later(self._grow_width)
+        severity = self.run.diagnosis.marks.get(seq, "")
+        root = self.run.root_cause()
+        line = Text(text, style=LINE_STYLE.get(severity, Style()), no_wrap=True, end="")
+        if root is not None and root.first_seq == seq:
+            line.stylize(ROOT_STYLE)
+        if self.search is not None:
+            for match in self.search.finditer(text):
+                if match.end() > match.start():
+                    line.stylize(MATCH_STYLE, match.start(), match.end())
+        if self.anchor is not None and self.cursor is not None and min(self.anchor, self.cursor) <= row <= max(self.anchor, self.cursor):
+            line.stylize(SELECTED_STYLE)
+        if row == self.cursor:
+            line.stylize(CURSOR_STYLE)
+        mark, mark_style = GUTTER.get(severity, ("  ", ""))
+        body = Strip(line.render(self.app.console), line.cell_len).crop_extend(scroll_x, scroll_x + width - 2, self.rich_style)
+        return Strip.join([Strip([Segment(mark, Style.parse(mark_style) if mark_style else None)], 2), body])
+
+    def _grow_width(self) -> None:
+        self.virtual_size = Size(max(self.widest, self.size.width), self.rows)
+
+    # -- moving around ---------------------------------------------------------------------------
+
+    def set_follow(self, follow: bool) -> None:
+        self.follow = follow
+        if follow:
+            self.cursor = self.anchor = None
+            self.scroll_to(y=max(0, self.rows - self.size.height), animate=False)
+        self.refresh()
+
+    def move_cursor(self, delta: int) -> None:
+        if self.rows == 0:
+            return
+        if self.cursor is None:
+            self.cursor = min(self.rows - 1, int(self.scroll_offset.y) + self.size.height - 1)
+        self.go_to_row(max(0, min(self.rows - 1, self.cursor + delta)))
+
+    def page(self, direction: int) -> None:
+        self.move_cursor(direction * max(1, self.size.height - 1))
+
+    def go_to_row(self, row: int) -> None:
+        self.follow = False
+        self.cursor = row
+        top = int(self.scroll_offset.y)
+        if row < top or row >= top + self.size.height:
+            self.scroll_to(y=max(0, row - self.size.height // 2), animate=False)
+        self.refresh()
+
+    def go_to_seq(self, seq: int) -> None:
+        self.go_to_row(self.row_of(seq))
+
+    def top(self) -> None:
+        self.go_to_row(0)
+
+    def toggle_selection(self) -> None:
+        if self.anchor is not None:
+            self.anchor = None
+        else:
+            if self.cursor is None:
+                self.move_cursor(0)
+            self.anchor = self.cursor
+        self.refresh()
+
+    def selected_text(self) -> str:
+        """The selection, else the cursor line, else the last line."""
+        if self.run is None or self.rows == 0:
+            return ""
+        cursor = self.cursor if self.cursor is not None else self.rows - 1
+        first, last = (cursor, cursor) if self.anchor is None else sorted((self.anchor, cursor))
+        if self.filter is None:
+            return "\n".join(self.run.store.lines(first, last + 1))
+        return "\n".join(self.run.store.lines(self.seq_of(r), self.seq_of(r) + 1)[0] for r in range(first, last + 1))
+
+    def next_marked(self, direction: int, severities: tuple[str, ...] = ("error",)) -> int | None:
+        """The seq of the next (1) or previous (-1) line with one of these marks."""
+        if self.run is None:
+            return None
+        marked = sorted(s for s, sev in list(self.run.diagnosis.marks.items()) if sev in severities)
+        here = self.seq_of(self.cursor) if self.cursor is not None else (len(self.run.store) if direction < 0 else -1)
+        if direction > 0:
+            i = bisect_right(marked, here)
+            return marked[i] if i < len(marked) else None
+        i = bisect_left(marked, here) - 1
+        return marked[i] if i >= 0 else None
+
+    def find(self, direction: int, chunk: int = 20_000) -> int | None:
+        """The seq of the next/previous line matching the search (scanning the store, not the screen)."""
+        if self.run is None or self.search is None:
+            return None
+        total = len(self.run.store)
+        here = self.seq_of(self.cursor) if self.cursor is not None else (total if direction < 0 else -1)
+        pattern = self.search
+        if direction > 0:
+            start = here + 1
+            while start < total:
+                lines = self.run.store.lines(start, min(total, start + chunk))
+                for i, line in enumerate(lines):
+                    if pattern.search(line):
+                        return start + i
+                start += len(lines) or chunk
+        else:
+            stop = here
+            while stop > 0:
+                start = max(0, stop - chunk)
+                lines = self.run.store.lines(start, stop)
+                for i in range(len(lines) - 1, -1, -1):
+                    if pattern.search(lines[i]):
+                        return start + i
+                stop = start
+        return None
+
+    def on_click(self, event: Click) -> None:
+        row = int(self.scroll_offset.y) + event.y
+        if 0 <= row < self.rows:
+            self.go_to_row(row)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new < old and self.follow and new < self.rows - self.size.height - 1:
+            self.follow = False  # the user scrolled up: stop dragging them to the tail

@@ -1,0 +1,120 @@
+"""What each side panel says about a run, as Rich markup: pure functions of engine state."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from ..core.debugvars import DebugVar, env_diff
+from ..core.diagnosis import Finding
+from ..core.envcheck import check_environment
+from ..core.phases import PHASE_TITLES
+from ..core.run import Run
+from ..core.secrets import mask_argv, mask_env
+from ..core.stacks import ProcessDump, unmoved_threads
+
+SPINNER = "◐◓◑◒"
+
+
+def header_text(run: Run, tick: int = 0) -> str:
+    cpu = sum(p.cpu_percent for p in run.tree_snapshot)
+    rss = sum(p.rss for p in run.tree_snapshot) / 2**30
+    verdict = run.verdict or ("running" if run.alive else "exited")
+    partial = run.store.partial.rstrip()
+    prompt = "  [b yellow]debugger prompt waiting (i to type)[/]" if partial.endswith(("(Pdb)", "ipdb>")) else ""
+    eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
+    return (
+        f"[b]{run.id}[/b] {escape(' '.join(mask_argv(run.spec.argv))[:150])}\n"
+        f"PID {run.pid}  phase [b]{PHASE_TITLES[run.phase()]}[/b]  up {run.elapsed():.0f}s  "
+        f"CPU {cpu:.0f}%  RSS {rss:.2f} GiB  procs {len(run.tree_snapshot)}  verdict [b]{verdict}[/b]{eager}{prompt}"
+    )
+
+
+def pinned_text(run: Run) -> str:
+    root = run.root_cause()
+    if root is None:
+        return ""
+    return f"[b]root cause[/b] (line {root.first_seq + 1}, {escape(root.title)}): {escape(root.line.strip()[:200])}"
+
+
+def phases_text(run: Run, tick: int = 0) -> str:
+    records = run.diagnosis.phases.to_list(now=run.elapsed())
+    lines = ["[b]Phases[/b]"]
+    for i, record in enumerate(records):
+        current = i == len(records) - 1 and run.alive and run.verdict is None
+        mark = SPINNER[tick % len(SPINNER)] if current else "✓"
+        lines.append(f"{mark} {PHASE_TITLES[record['name']]:<14} {record['seconds'] or 0:6.1f}s")
+    if run.phase() == "graph_capture" and run.alive:
+        lines.append("[i]graph capture can take minutes: not a hang[/i]")
+    return "\n".join(lines)
+
+
+def finding_prompt(finding: Finding, is_root: bool) -> str:
+    tag = " [b red](root cause)[/]" if is_root else (
+        " (cascade)" if finding.cascade else (" (benign)" if finding.benign else ""))
+    colour = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
+    lines = [f"[{colour}]{finding.severity}[/]{tag} [b]{escape(finding.title[:70])}[/b] ×{finding.count}",
+             f"  lines {finding.first_seq + 1}–{max(finding.last_seq, finding.first_seq) + 1}"]
+    if finding.why:
+        lines.append(f"  {escape(finding.why[:200])}")
+    for action in finding.actions[:4]:
+        lines.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if action.applicable else ""))
+    return "\n".join(lines)
+
+
+def tree_text(run: Run, gpu: dict[int, int] | None = None) -> str:
+    rows = ["[b]Process tree[/b]", f"{'PID':>7} {'state':<9}{'CPU%':>6}{'RSS MiB':>9}{'thr':>5}"
+            + ("  GPU MiB" if gpu else "") + "  title"]
+    for proc in run.tree_snapshot:
+        extra = f"{(gpu or {}).get(proc.pid, 0) / 2**20:9.0f}" if gpu else ""
+        rows.append(f"{proc.pid:>7} {proc.status:<9}{proc.cpu_percent:6.0f}{proc.rss / 2**20:9.0f}{proc.threads:5d}"
+                    f"{extra}  {'  ' * proc.depth}{escape(proc.name)}")
+    if not run.tree_snapshot:
+        rows.append("[i]no live processes[/i]")
+    return "\n".join(rows)
+
+
+def debug_text(pending: dict[str, str | None], run: Run | None, known: list[DebugVar]) -> str:
+    lines = ["[b]Debug variables[/b] (t: toggles, D: DEBUG log; apply with r)"]
+    shown = {k: v for k, v in mask_env(pending).items() if v is not None}
+    lines.append(escape(", ".join(f"{k}={v}" for k, v in shown.items()) or "none set"))
+    if run is not None:
+        diff = env_diff(run.spec.env_delta, pending)
+        if diff:
+            lines.append("[b]next relaunch differs:[/b] " + escape(" ".join(diff)))
+    guards = {v.name: v.guard for v in known if v.guard}
+    for name in shown:
+        if name in guards:
+            lines.append(f"[yellow]▲ {name}: {escape(guards[name])}[/]")
+    if run is not None:
+        env = {k: v for k, v in pending.items() if v is not None}
+        for warning in check_environment(run.spec.argv, env):
+            if not any(w in warning for w in guards):
+                lines.append(f"[yellow]▲ {escape(warning)}[/]")
+    return "\n".join(lines)
+
+
+def _busyness(dump: ProcessDump) -> tuple:
+    active = sum(1 for t in dump.threads if t.active)
+    return (not dump.ok, -active, -len(dump.threads))
+
+
+def stacks_text(history: list[list[ProcessDump]], frames: int = 8) -> str:
+    """The latest dump, grouped by process, busiest first; then what did not move since the last one."""
+    if not history:
+        return "[b]Stacks[/b]\n[i]no dump yet: press d[/i]"
+    latest = history[-1]
+    lines = [f"[b]Stacks[/b] (dump {len(history)})"]
+    for dump in sorted(latest, key=_busyness):
+        lines.append(f"[b]PID {dump.pid}[/b] {escape(dump.name)}" + (f"  [red]{escape(dump.error)}[/]" if dump.error else ""))
+        threads = sorted(dump.threads, key=lambda t: (not t.owns_gil, not t.active))
+        for thread in threads:
+            state = "GIL" if thread.owns_gil else ("active" if thread.active else "idle")
+            lines.append(f"  thread {thread.thread_id} {escape(thread.name or '')} {escape('[' + state + ']')}")
+            for frame in thread.frames[:frames]:
+                lines.append(f"    {escape(str(frame))}")
+    if len(history) > 1:
+        same = unmoved_threads(history[-2], latest)
+        lines.append(f"[b]did not move since dump {len(history) - 1}:[/b] {len(same)} thread(s)")
+        for pid, thread in same:
+            lines.append(f"  [yellow]PID {pid} thread {thread.thread_id}: {escape(str(thread.frames[0]))}[/]")
+    return "\n".join(lines)
