@@ -1,0 +1,90 @@
+"""SVG snapshots of the main layouts at a fixed terminal size (pytest-textual-snapshot).
+
+The runs replay fixture logs through `cat`, and the few live values (PID, uptime, clock) are
+pinned, so the pictures change only when the TUI's look does. Update with --snapshot-update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from workbench.core.settings import Settings
+from workbench.ui import app as app_module
+from workbench.ui.app import make_app
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+LOGS = Path("tests") / "fixtures" / "logs"  # relative: the header shows the command
+SIZE = (150, 42)
+
+
+@pytest.fixture
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "clock", lambda: "12:00:00")
+    monkeypatch.chdir(ROOT)
+
+
+def replay(log: str) -> list[str]:
+    return ["cat", str(LOGS / log)]
+
+
+async def settle(pilot, runs: int = 1) -> None:
+    app = pilot.app
+    for _ in range(200):
+        if len(app.runs) >= runs and all(app.engine.runs[r].verdict for r in app.runs):
+            break
+        await asyncio.sleep(0.05)
+    for number, run_id in enumerate(app.runs, start=1):
+        run = app.engine.runs[run_id]
+        run.pid = 4200 + number
+        records = run.diagnosis.phases.records
+        for index, record in enumerate(records):  # the phases took 1 s each
+            record.start, record.seconds = float(index), 1.0
+        run.ended = run.started + len(records)
+    app.messages = []
+    app.refresh_side()
+    for pane in app.panes:
+        run = app.engine.runs.get(pane.run_id) if pane.run_id else None
+        pane.refresh_header(run)
+        pane.log.sync()
+    await pilot.pause(0.3)
+
+
+def make(tmp_path, log: str, layout: str):
+    return make_app(replay(log), settings=Settings(smoke=False), session_dir=str(tmp_path / "s"), layout=layout)
+
+
+def test_single_layout_with_a_root_cause(snap_compare, tmp_path, pinned_clock, no_leaks) -> None:
+    app = make(tmp_path, "v0.11-kv-cache.log", "single")
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    finally:
+        app.engine.shutdown()
+
+
+def test_grid_layout(snap_compare, tmp_path, pinned_clock, no_leaks) -> None:
+    app = make(tmp_path, "v0.11-cuda-oom.log", "grid")
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    finally:
+        app.engine.shutdown()
+
+
+def test_compare_layout_two_runs(snap_compare, tmp_path, pinned_clock, no_leaks) -> None:
+    app = make(tmp_path, "v0.11-cuda-oom.log", "compare")
+
+    async def two_runs(pilot) -> None:
+        for _ in range(100):
+            if app.runs:
+                break
+            await asyncio.sleep(0.05)
+        second = app.engine.launch(replay("v0.11-healthy.log"))
+        app.place_run(second, 1)
+        await settle(pilot, runs=2)
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=two_runs)
+    finally:
+        app.engine.shutdown()
