@@ -52,7 +52,7 @@ def _read(path: Path) -> list[DebugVar]:
         values = spec.get("values")
         if not values or not all(isinstance(v, str) and v for v in values):
             raise DataFileError(str(path), f"vars.{name}.values must be a non-empty list of strings",
-                                locate(text, name), "values")
+                                locate(text, "values") or locate(text, name), "values")
         result.append(DebugVar(name, tuple(values), spec.get("why", ""), spec.get("guard", "")))
     return result
 

@@ -71,4 +71,8 @@ def locate(text: str, key: str, array: str | None = None, index: int = 0) -> int
     for i in range(begin, end):
         if pattern.match(lines[i]):
             return i + 1
+    header = re.compile(r"^\s*\[\[?\s*(?:[\w\"-]+\.)*\"?" + re.escape(leaf) + r"\"?\s*[\].]")
+    for i in range(begin, end):  # a table named after the key: [key], [key.x], [x.key]
+        if header.match(lines[i]):
+            return i + 1
     return begin + 1 if array is not None and begin < len(lines) else None
