@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +68,10 @@ async def test_healthy_run_shows_phases_verdict_and_stack_dumps(tmp_path, no_lea
         page = str(app.screen.query_one("Static").render())
         assert "PID" in page and "did not move since dump 1" in page
         await pilot.press("escape")
+        await pilot.press("ctrl+l")
+        await wait_for(lambda: len(app.engine.dumps[app.current_run().id]) == 3, what="dump with locals")
+        latest = json.loads(Path(app.current_run().dump_paths[-1]).read_text())
+        assert latest["cause"] == "key d with locals"
         await pilot.press("q")
         await wait_for(lambda: app.engine.closed, what="clean quit")
 

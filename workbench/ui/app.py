@@ -176,13 +176,14 @@ class WorkbenchApp(App):
     # -- engine commands (blocking: thread workers) ------------------------------------------------
 
     @work(thread=True, exit_on_error=False, group="engine")
-    def action_dump(self) -> None:
+    def action_dump(self, native: bool = False, locals_: bool = False) -> None:
         run = self.current_run()
         if run is None or not run.alive:
             self.call_from_thread(self.note, "no live run to dump")
             return
-        self.call_from_thread(self.note, f"dumping the stacks of {run.id}'s tree…")
-        self.engine.dump_stacks(run.id, cause="key d")
+        extra = " with native frames" if native else (" with locals" if locals_ else "")
+        self.call_from_thread(self.note, f"dumping the stacks of {run.id}'s tree{extra}…")
+        self.engine.dump_stacks(run.id, native=native, locals_=locals_, cause="key d" + extra)
 
     def action_show_stacks(self) -> None:
         run = self.current_run()
