@@ -255,3 +255,20 @@ async def test_profile_key_records_a_flame_graph(tmp_path, no_leaks, monkeypatch
         await wait_for(lambda: "profile of PID" in text_of(app, "#status"), timeout=40, what="profile")
         profiles = list((app.current_run().dir / "profiles").glob("*.svg"))
         assert profiles and profiles[0].read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+@pytest.mark.asyncio
+async def test_plog_key_switches_the_pane_to_the_ascend_plog(tmp_path, no_leaks) -> None:
+    from tests.core.test_plog import CHILD
+
+    async with running(tmp_path, [sys.executable, "-c", CHILD],
+                       env_delta={"ASCEND_PROCESS_LOG_PATH": str(tmp_path / "ascend")}) as (app, pilot):
+        run = app.current_run()
+        await wait_for(lambda: run.plog_store is not None and len(run.plog_store) == 2, what="plog lines")
+        await pilot.press("P")
+        await pilot.pause(0.2)
+        assert app.log_view.source == "plog" and app.log_view.rows == 2
+        await pilot.press("right_square_bracket")
+        assert "EJ0003" in app.log_view.selected_text()
+        await pilot.press("P")
+        assert app.log_view.source == "output"

@@ -16,6 +16,7 @@ from .cmdline import server_address
 from .diagnosis import Diagnosis, Finding, Recogniser
 from .events import FindingRaised, LinesAppended, PhaseChanged
 from .logstore import LogStore
+from .plog import PlogTailer, plog_dirs
 from .probes import SmokeOutcome
 from .procs import ProcInfo, describe, tree
 from .pump import start_pump
@@ -71,6 +72,11 @@ class Run:
         self.exited = threading.Event()
         self._reader: threading.Thread | None = None
         self.pump: subprocess.Popen | None = None
+        # Ascend plog of the tree's PIDs: a second log source, created when the first line comes
+        self.plog_store: LogStore | None = None
+        self.plog_diagnosis: Diagnosis | None = None
+        self._recogniser = recogniser
+        self._plog: PlogTailer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -84,6 +90,8 @@ class Run:
         self.pump = start_pump(proc.fd, str(self.store.path), env)
         self._reader = threading.Thread(target=self._read_loop, name=f"wb-read-{self.id}", daemon=True)
         self._reader.start()
+        self._plog = PlogTailer(plog_dirs(env), lambda: set(self.known_pids), self._ingest_plog)
+        self._plog.start()
 
     @property
     def alive(self) -> bool:
@@ -115,6 +123,8 @@ class Run:
                 time.sleep(IDLE_POLL)
         finally:
             os.close(fd)
+        if self._plog is not None:
+            self._plog.stop()  # one last look: plog lines written just before the exit count
         self._ingest(*self.store.finish(), had_data=False)
         with self.lock:
             self._publish_update(self.diagnosis.finish(), 0, 0)
@@ -129,6 +139,17 @@ class Run:
         if lines:
             self.bus.publish(LinesAppended(self.id, first_seq=first_seq, count=len(lines)))
         self._publish_update(update, first_seq, len(lines))
+
+    def _ingest_plog(self, data: bytes) -> None:
+        if self.plog_store is None:
+            self.plog_store = LogStore(self.dir / "plog.log", tail_lines=self.settings.tail_lines)
+            self.plog_diagnosis = Diagnosis(self._recogniser, start=0.0, at=time.strftime("%H:%M:%S"))
+        first, lines = self.plog_store.append(data)
+        assert self.plog_diagnosis is not None
+        with self.lock:
+            update = self.plog_diagnosis.feed(first, lines, self.elapsed())
+        for finding in update.new_findings:
+            self.bus.publish(FindingRaised(self.id, finding={**finding.to_dict(), "log": "plog"}))
 
     def _publish_update(self, update, _first: int, _count: int) -> None:
         for name, previous, seq in update.phases:
@@ -148,12 +169,23 @@ class Run:
         return self.tree_snapshot
 
     def root_cause(self) -> Finding | None:
+        """From the server's output; from plog only when the output names none."""
         with self.lock:
-            return self.diagnosis.root_cause()
+            root = self.diagnosis.root_cause()
+            if root is None and self.plog_diagnosis is not None:
+                root = self.plog_diagnosis.root_cause()
+            return root
 
     def findings(self) -> list[Finding]:
         with self.lock:
-            return self.diagnosis.findings_list()
+            found = self.diagnosis.findings_list()
+            if self.plog_diagnosis is not None:
+                found = found + self.plog_diagnosis.findings_list()
+            return found
+
+    def plog_findings(self) -> list[Finding]:
+        with self.lock:
+            return self.plog_diagnosis.findings_list() if self.plog_diagnosis is not None else []
 
     def phase(self) -> str:
         return self.diagnosis.phases.current
@@ -161,7 +193,7 @@ class Run:
     def summary(self) -> dict:
         """The result object of `run --headless --json` (and of a run in a session)."""
         with self.lock:
-            root = self.diagnosis.root_cause()
+            root = self.root_cause()
             return {
                 "run": self.id,
                 "verdict": self.verdict,
@@ -182,4 +214,9 @@ class Run:
                 "dumps": list(self.dump_paths),
                 "tree": [p.to_dict() for p in self.tree_snapshot],
                 "known_pids": sorted(self.known_pids),
+                "plog": None if self.plog_store is None else {
+                    "lines": len(self.plog_store), "log": str(self.plog_store.path),
+                    "files": sorted(str(p) for p in (self._plog.files_seen if self._plog else ())),
+                    "findings": [f.to_dict() for f in self.plog_diagnosis.findings_list()] if self.plog_diagnosis else [],
+                },
             }

@@ -407,6 +407,18 @@ class WorkbenchApp(App):
         else:
             self.log_view.go_to_seq(seq)
 
+    def action_plog(self) -> None:
+        run = self.current_run()
+        view = self.log_view
+        if view.source == "plog":
+            view.set_source("output")
+            self.note("showing the server's output")
+        elif run is not None and run.plog_store is not None:
+            view.set_source("plog")
+            self.note(f"showing the Ascend plog of {run.id}'s processes (P: back)")
+        else:
+            self.note("no plog for this run (CANN writes it on Ascend: ~/ascend/log or $ASCEND_PROCESS_LOG_PATH)")
+
     def action_follow(self) -> None:
         self.log_view.set_follow(not self.log_view.follow)
         self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is")

@@ -50,6 +50,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run: Run | None = None
+        self.source = "output"  # or "plog": the Ascend per-process logs of the tree
         self.follow = True
         self.rows = 0  # rows in the view: store lines, or filter matches
         self.widest = 0
@@ -64,8 +65,27 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- what is shown ---------------------------------------------------------------------------
 
-    def show(self, run: Run | None) -> None:
+    @property
+    def store(self):
+        if self.run is None:
+            return None
+        return self.run.plog_store if self.source == "plog" else self.run.store
+
+    @property
+    def marks(self) -> dict[int, str]:
+        if self.run is None:
+            return {}
+        diagnosis = self.run.plog_diagnosis if self.source == "plog" else self.run.diagnosis
+        return diagnosis.marks if diagnosis is not None else {}
+
+    def set_source(self, source: str) -> None:
+        self.source = source
+        self.show(self.run, keep_source=True)
+
+    def show(self, run: Run | None, keep_source: bool = False) -> None:
         self.run = run
+        if not keep_source:
+            self.source = "output"
         self.cursor = self.anchor = None
         self.follow = True
         self.widest = 0
@@ -97,11 +117,12 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def sync(self) -> None:
         """Called on the UI timer: take in new lines, keep the tail in view when following."""
-        total = len(self.run.store) if self.run is not None else 0
-        if self.filter is not None and self.run is not None and self.filter_scanned < total:
+        store = self.store
+        total = len(store) if store is not None else 0
+        if self.filter is not None and store is not None and self.filter_scanned < total:
             end = min(total, self.filter_scanned + FILTER_CHUNK)
             pattern = self.filter
-            lines = self.run.store.lines(self.filter_scanned, end)
+            lines = store.lines(self.filter_scanned, end)
             self.matches.extend(self.filter_scanned + i for i, line in enumerate(lines) if pattern.search(line))
             self.filter_scanned = end
         rows = len(self.matches) if self.filter is not None else total
@@ -118,8 +139,9 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def _line(self, seq: int) -> str:
         if not self._window_start <= seq < self._window_start + len(self._window):
             start = max(0, seq - WINDOW // 4)
-            assert self.run is not None
-            self._window = self.run.store.lines(start, min(len(self.run.store), start + WINDOW))
+            store = self.store
+            assert store is not None
+            self._window = store.lines(start, min(len(store), start + WINDOW))
             self._window_start = start
         return self._window[seq - self._window_start] if seq - self._window_start < len(self._window) else ""
 
@@ -127,15 +149,15 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
         width = self.size.width
-        if self.run is None or row >= self.rows:
+        if self.store is None or row >= self.rows:
             return Strip.blank(width, self.rich_style)
         seq = self.seq_of(row)
         text = self._line(seq)[:MAX_WIDTH]
         if len(text) + 2 > self.widest:
             self.widest = len(text) + 2
             self.call_later(self._grow_width)
-        severity = self.run.diagnosis.marks.get(seq, "")
-        root = self.run.root_cause()
+        severity = self.marks.get(seq, "")
+        root = self.run.root_cause() if self.source == "output" else None
         line = Text(text, style=LINE_STYLE.get(severity, Style()), no_wrap=True, end="")
         if root is not None and root.first_seq == seq:
             line.stylize(ROOT_STYLE)
@@ -198,20 +220,22 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def selected_text(self) -> str:
         """The selection, else the cursor line, else the last line."""
-        if self.run is None or self.rows == 0:
+        store = self.store
+        if store is None or self.rows == 0:
             return ""
         cursor = self.cursor if self.cursor is not None else self.rows - 1
         first, last = (cursor, cursor) if self.anchor is None else sorted((self.anchor, cursor))
         if self.filter is None:
-            return "\n".join(self.run.store.lines(first, last + 1))
-        return "\n".join(self.run.store.lines(self.seq_of(r), self.seq_of(r) + 1)[0] for r in range(first, last + 1))
+            return "\n".join(store.lines(first, last + 1))
+        return "\n".join(store.lines(self.seq_of(r), self.seq_of(r) + 1)[0] for r in range(first, last + 1))
 
     def next_marked(self, direction: int, severities: tuple[str, ...] = ("error",)) -> int | None:
         """The seq of the next (1) or previous (-1) line with one of these marks."""
-        if self.run is None:
+        store = self.store
+        if store is None:
             return None
-        marked = sorted(s for s, sev in list(self.run.diagnosis.marks.items()) if sev in severities)
-        here = self.seq_of(self.cursor) if self.cursor is not None else (len(self.run.store) if direction < 0 else -1)
+        marked = sorted(s for s, sev in list(self.marks.items()) if sev in severities)
+        here = self.seq_of(self.cursor) if self.cursor is not None else (len(store) if direction < 0 else -1)
         if direction > 0:
             i = bisect_right(marked, here)
             return marked[i] if i < len(marked) else None
@@ -220,15 +244,16 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def find(self, direction: int, chunk: int = 20_000) -> int | None:
         """The seq of the next/previous line matching the search (scanning the store, not the screen)."""
-        if self.run is None or self.search is None:
+        store = self.store
+        if store is None or self.search is None:
             return None
-        total = len(self.run.store)
+        total = len(store)
         here = self.seq_of(self.cursor) if self.cursor is not None else (total if direction < 0 else -1)
         pattern = self.search
         if direction > 0:
             start = here + 1
             while start < total:
-                lines = self.run.store.lines(start, min(total, start + chunk))
+                lines = store.lines(start, min(total, start + chunk))
                 for i, line in enumerate(lines):
                     if pattern.search(line):
                         return start + i
@@ -237,7 +262,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
             stop = here
             while stop > 0:
                 start = max(0, stop - chunk)
-                lines = self.run.store.lines(start, stop)
+                lines = store.lines(start, stop)
                 for i in range(len(lines) - 1, -1, -1):
                     if pattern.search(lines[i]):
                         return start + i

@@ -22,6 +22,8 @@ def header_text(run: Run, tick: int = 0) -> str:
     partial = run.store.partial.rstrip()
     prompt = "  [b yellow]debugger prompt waiting (i to type)[/]" if partial.endswith(("(Pdb)", "ipdb>")) else ""
     eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
+    if run.plog_store is not None:
+        eager += f"  plog {len(run.plog_store)} lines (P)"
     return (
         f"[b]{run.id}[/b] {escape(' '.join(mask_argv(run.spec.argv))[:150])}\n"
         f"PID {run.pid}  phase [b]{PHASE_TITLES[run.phase()]}[/b]  up {run.elapsed():.0f}s  "
