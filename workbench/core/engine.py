@@ -62,6 +62,7 @@ class Engine:
         self._counter = 0
         self._reaper = start_reaper(session.token) if reaper else None
         self.closed = False
+        self._env_report: threading.Thread | None = None
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -109,10 +110,22 @@ class Engine:
             )
         )
         run.attach_process(proc, env)
+        if self._env_report is None:  # once per session, off the launch path
+            self._env_report = threading.Thread(target=self._write_env_report, args=(spec.argv, env, cwd),
+                                                name="wb-env", daemon=True)
+            self._env_report.start()
         watcher = Watcher(run, self)
         self.watchers[run_id] = watcher
         watcher.start()
         return run
+
+    def _write_env_report(self, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
+        from .envreport import environment_report
+
+        try:
+            self.session.write_json("env.json", environment_report(argv, env, cwd))
+        except OSError:
+            pass  # the session dir went away: nothing to report into
 
     def get(self, run_id: str) -> Run:
         try:
@@ -236,6 +249,8 @@ class Engine:
                 self.stop(run_id, cause="shutdown")
         for watcher in self.watchers.values():
             watcher.cancel()
+        if self._env_report is not None:
+            self._env_report.join(timeout=10)
         for run in self.runs.values():
             self.session.write_json(f"runs/{run.id}/summary.json", run.summary())
         if self._reaper is not None:
