@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .core import verdicts as V
@@ -104,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--native", action="store_true")
     dump.add_argument("--locals", action="store_true")
     dump.add_argument("--timeout", type=float, default=10.0)
+
+    sessions = sub.add_parser("sessions", help="list past sessions, newest first")
+    sessions.add_argument("--json", action="store_true")
+
+    open_ = sub.add_parser("open", help="reopen a past session read-only in the TUI")
+    open_.add_argument("session", help="a session directory, or its name (or a unique prefix) from `workbench sessions`")
+    open_.add_argument("--layout", default=None)
+
+    bundle = sub.add_parser("bundle", help="one .tar.gz of a session for a bug report, with an ISSUE.md")
+    bundle.add_argument("session")
+    bundle.add_argument("-o", "--output", default=None, help="archive path (default: SESSION.tar.gz here)")
+
+    env = sub.add_parser("env", help="environment report, with the target's Python: `workbench env -- vllm serve ...`")
+    env.add_argument("--json", action="store_true")
 
     sub.add_parser("help", help="this help")
     return parser
@@ -303,6 +318,71 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0 if any(d.ok for d in dumps) else 1
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from .core.recorded import list_sessions
+
+    found = list_sessions()
+    if args.json:
+        sys.stdout.write(json.dumps([{"path": str(s.path), "started": s.started, "command": s.command,
+                                      "runs": [{"run": r, "verdict": v} for r, v in s.runs]} for s in found]) + "\n")
+        return 0
+    for info in found:
+        runs = " ".join(f"{r}:{v or '?'}" for r, v in info.runs)
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started))
+        sys.stdout.write(f"{info.path.name:<40} {stamp}  {runs:<30} {info.command[:60]}\n")
+    if not found:
+        sys.stdout.write("no sessions yet\n")
+    return 0
+
+
+def _session_path(name: str) -> Path:
+    from .core.recorded import resolve_session
+
+    try:
+        return resolve_session(name)
+    except FileNotFoundError as exc:
+        raise UsageError(f"workbench: {exc}") from None
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from .core.recorded import load_dumps, load_runs
+    from .ui.app import make_app
+
+    directory = _session_path(args.session)
+    app = make_app([], layout=args.layout or "single", launch=False)
+    runs = load_runs(directory, app.engine.recogniser, app.engine.settings)
+    if not runs:
+        raise UsageError(f"workbench: session {directory} has no runs")
+    for run in runs:
+        app.engine.adopt(run)
+        app.engine.dumps[run.id] = load_dumps(run.dir)
+    app.runs = [r.id for r in runs]
+    app.pane_runs = ([r.id for r in runs[-len(app.pane_runs):]] + [None] * len(app.pane_runs))[: len(app.pane_runs)]
+    app.sub_title = f"{directory.name} (read-only: r relaunches as a new run)"
+    try:
+        app.run()
+    finally:
+        app.engine.shutdown()
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .core.bundle import bundle_session
+
+    directory = _session_path(args.session)
+    out = bundle_session(directory, Path(args.output) if args.output else None)
+    sys.stdout.write(f"{out}\n")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace, command: list[str]) -> int:
+    from .core.envreport import environment_report, report_text
+
+    report = environment_report(command or ["vllm"])
+    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else report_text(report))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.list:
         from .sim.cli import main as sim_main
@@ -349,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             return _tui(command, args.layout, _knowledge_base([]), Settings(), None)
         if args.command == "run":
             return cmd_run(args, command)
+        if args.command == "env":
+            return cmd_env(args, command)
         if command:
             raise UsageError(f"workbench {args.command}: takes no command after --")
         if args.command == "analyze":
@@ -361,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_dump(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "sessions":
+            return cmd_sessions(args)
+        if args.command == "open":
+            return cmd_open(args)
+        if args.command == "bundle":
+            return cmd_bundle(args)
         parser.print_help()
         return 0
     except UsageError as exc:

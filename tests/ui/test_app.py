@@ -272,3 +272,31 @@ async def test_plog_key_switches_the_pane_to_the_ascend_plog(tmp_path, no_leaks)
         assert "EJ0003" in app.log_view.selected_text()
         await pilot.press("P")
         assert app.log_view.source == "output"
+
+
+@pytest.mark.asyncio
+async def test_open_a_past_session_read_only_and_relaunch_from_it(tmp_path, state_dir, no_leaks) -> None:
+    from tests.helpers import workbench
+    from workbench.core.recorded import load_runs
+
+    session = tmp_path / "past"
+    done = workbench("run", "--headless", "--quiet", "--session-dir", str(session), "--",
+                     *sim("kv-cache-too-small"))
+    assert done.returncode == 10
+    app = make_app([], settings=Settings(stall_window=30), session_dir=str(tmp_path / "viewer"), launch=False)
+    try:
+        for run in load_runs(session, app.engine.recogniser, app.engine.settings):
+            app.engine.adopt(run)
+        app.runs, app.pane_runs = ["r1"], ["r1"]
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.5)
+            await wait_for(lambda: "verdict failed" in text_of(app, ".pane-header"), what="recorded header")
+            assert "KV cache" in text_of(app, ".pinned")
+            await pilot.press("c")
+            assert app.log_view.seq_of(app.log_view.cursor) == app.current_run().root_cause().first_seq
+            await pilot.press("r")
+            await wait_for(lambda: len(app.runs) == 2 and app.runs[1] == "r2", what="relaunch from the recording")
+            await wait_for(lambda: app.engine.runs["r2"].verdict == "failed", what="relaunched verdict")
+    finally:
+        app.engine.shutdown()
+    assert not (tmp_path / "viewer" / "runs" / "r1").exists()  # the recording is not rewritten elsewhere

@@ -36,7 +36,7 @@ from .probes import SmokeOutcome, base_url, smoke
 from .procs import TOKEN_VAR, spawn, stop_tree
 from .reaper import start_reaper, stop_reaper
 from .run import Run, RunSpec
-from .secrets import mask_argv, mask_env
+from .secrets import MASK, mask_argv, mask_env
 from .session import Session, make_private_dir
 from .settings import Settings
 from .signatures import KnowledgeBase, load_knowledge_base
@@ -127,6 +127,13 @@ class Engine:
         except OSError:
             pass  # the session dir went away: nothing to report into
 
+    def adopt(self, run: Run) -> None:
+        """Take in a run recorded earlier (read-only); new launches get later ids."""
+        with self._lock:
+            self.runs[run.id] = run
+            number = int(run.id[1:]) if run.id[1:].isdigit() else 0
+            self._counter = max(self._counter, number)
+
     def get(self, run_id: str) -> Run:
         try:
             return self.runs[run_id]
@@ -166,7 +173,8 @@ class Engine:
         old = self.get(run_id)
         if not keep_old and old.alive:
             self.stop(run_id, cause=f"relaunch: {cause}")
-        env = {**old.spec.env_delta, **(env_delta or {})}
+        # a masked value (a secret recorded as ***) is inherited from our environment instead
+        env = {k: v for k, v in {**old.spec.env_delta, **(env_delta or {})}.items() if v != MASK}
         argv = apply_arg_delta(old.spec.argv, arg_delta or {})
         return self.launch(argv, env, old.spec.cwd, old.spec.label, cause=cause, parent=run_id)
 
@@ -252,7 +260,8 @@ class Engine:
         if self._env_report is not None:
             self._env_report.join(timeout=10)
         for run in self.runs.values():
-            self.session.write_json(f"runs/{run.id}/summary.json", run.summary())
+            if not run.recorded:
+                self.session.write_json(f"runs/{run.id}/summary.json", run.summary())
         if self._reaper is not None:
             stop_reaper(self._reaper)
         self._spawner.shutdown(wait=False)

@@ -65,6 +65,7 @@ class Run:
         self.smoke_results: list[SmokeOutcome] = []
         self.dump_paths: list[str] = []
         self.stopping = False
+        self.recorded = False  # loaded from a past session: read-only, nothing to stop or save
         self.stop_signal: str | None = None
         self.tree_snapshot: list[ProcInfo] = []
         self.known_pids: set[int] = set()

@@ -130,7 +130,10 @@ class Session:
 def read_events(directory: Path) -> list[dict[str, Any]]:
     path = Path(directory) / "events.jsonl"
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         if line.strip():
-            out.append(json.loads(line))
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short when the workbench was killed mid-write
     return out
