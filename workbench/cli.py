@@ -106,6 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--locals", action="store_true")
     dump.add_argument("--timeout", type=float, default=10.0)
 
+    replay = sub.add_parser("replay", help="replay a recipe (TUI, or --headless / --matrix / --bisect)",
+                            epilog="Exit codes: 0 the outcome matched the recipe's `expect`; 20 it did not; "
+                                   "2 bad recipe or missing secret. --matrix and --bisect exit 0 when all runs ran.")
+    replay.add_argument("recipe")
+    replay.add_argument("--headless", action="store_true")
+    replay.add_argument("--matrix", action="store_true", help="the base and every variant, one after another, then a table")
+    replay.add_argument("--bisect", nargs=2, metavar=("FLAG", "LOW..HIGH"),
+                        help="the largest value of a numeric flag that still reaches healthy, e.g. --bisect max-model-len 1024..32768")
+    replay.add_argument("--bisect-step", type=float, default=None, help="granularity of --bisect (default 1 for integers)")
+    replay.add_argument("--variant", default=None, help="replay one variant instead of the base")
+    replay.add_argument("--port", type=int, default=None, help="fills {port} (default: a free port)")
+    replay.add_argument("--python", default=None, help="fills {python} (default: the workbench's own interpreter)")
+    replay.add_argument("--json", action="store_true")
+    replay.add_argument("--layout", default=None)
+    replay.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
+    record = sub.add_parser("record", help="write a run as a recipe: `-- CMD`, or --session DIR [--run ID]")
+    record.add_argument("-o", "--output", required=True, help="the recipe file to write")
+    record.add_argument("--session", default=None, help="a session directory or name")
+    record.add_argument("--run", default=None, help="which run of the session (default: the last)")
+    record.add_argument("--name", default=None)
+    record.add_argument("--expect", default=None, help="expected outcome (default: the run's verdict or root cause)")
+    record.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+
+    recipe = sub.add_parser("recipe", help="recipe tools: `workbench recipe check FILE...`")
+    recipe.add_argument("action", choices=["check"])
+    recipe.add_argument("files", nargs="+")
+
     sessions = sub.add_parser("sessions", help="list past sessions, newest first")
     sessions.add_argument("--json", action="store_true")
 
@@ -318,6 +346,129 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0 if any(d.ok for d in dumps) else 1
 
 
+def cmd_recipe_check(args: argparse.Namespace) -> int:
+    from .core.recipe import load_recipe
+
+    bad = 0
+    for path in args.files:
+        try:
+            recipe = load_recipe(path)
+        except DataFileError as exc:
+            sys.stderr.write(f"workbench: error: {exc}\n")
+            bad += 1
+            continue
+        sys.stdout.write(f"{path}: ok ({recipe.name}: {len(recipe.variants)} variant(s), expect {recipe.expect})\n")
+    return V.EXIT_USAGE if bad else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .core.recipe import load_recipe
+    from .replay import (
+        EXIT_MISMATCH,
+        RecipeError,
+        attempts_table,
+        bisect_limit,
+        parse_range,
+        print_line,
+        replay_once,
+        run_matrix,
+    )
+
+    recipe = load_recipe(args.recipe)
+    kb = _knowledge_base(args.signatures)
+    settings = _settings_default()
+    try:
+        if args.matrix or args.bisect:
+            attempts = []
+
+            def progress(attempt) -> None:
+                attempts.append(attempt)
+                if not args.json:
+                    row = attempt.row()
+                    print_line(f"{row['variant']:<18} {row['change'] or '-':<34} {row['verdict']} "
+                               f"({row['root_cause'] or row['phase']}, {row['seconds'] or 0:.1f}s)")
+
+            if args.matrix:
+                attempts, conclusion = run_matrix(recipe, settings, kb, progress, args.python)
+                if args.json:
+                    sys.stdout.write(json.dumps({"recipe": recipe.name, "runs": [a.row() for a in attempts],
+                                                 "conclusion": conclusion}) + "\n")
+                else:
+                    sys.stdout.write("\n" + attempts_table(attempts) + f"\nconclusion: {conclusion}\n")
+                return 0
+            flag, span = args.bisect
+            flag = flag if flag.startswith("-") else "--" + flag  # `max-model-len`: argparse eats a leading --
+            try:
+                low, high, is_int = parse_range(span)
+            except ValueError as exc:
+                raise UsageError(f"workbench replay --bisect: {exc}") from None
+            answer, probes = bisect_limit(recipe, settings, kb, flag, low, high, is_int, args.bisect_step, progress,
+                                          args.python)
+            shown = None if answer is None else (int(answer) if is_int else answer)
+            if args.json:
+                sys.stdout.write(json.dumps({"recipe": recipe.name, "flag": flag, "answer": shown,
+                                             "probes": [a.row() for a in probes]}) + "\n")
+            elif shown is None:
+                sys.stdout.write(f"\n{flag}: not healthy even at {span.split('..')[0]}\n")
+            else:
+                sys.stdout.write(f"\n{flag}: the largest healthy value is {shown} ({len(probes)} probes)\n")
+            return 0
+        if not args.headless:
+            argv, env, _cwd = recipe.resolve(args.variant, args.port or _free_port(), python=args.python)
+            return _tui(argv, args.layout, kb, settings, None, env)
+        attempt = replay_once(recipe, settings, kb, args.variant, port=args.port, quiet=False, stream=sys.stdout,
+                              python=args.python)
+    except RecipeError as exc:
+        raise UsageError(f"workbench: {exc}") from None
+    result = attempt.result
+    if args.json:
+        sys.stdout.write(json.dumps({**attempt.row(), "expect": recipe.expect, "matched": attempt.matched,
+                                     "smokes": attempt.smokes}) + "\n")
+    else:
+        sys.stdout.write(f"recipe {recipe.name}: expected {recipe.expect}, got {result.get('verdict')}"
+                         f"{' (' + (result.get('root_cause') or {}).get('id', '') + ')' if result.get('root_cause') else ''}"
+                         f": {'matched' if attempt.matched else 'NOT matched'}\n")
+    return 0 if attempt.matched else EXIT_MISMATCH
+
+
+def _settings_default():
+    from .core.settings import Settings
+
+    return Settings()
+
+
+def cmd_record(args: argparse.Namespace, command: list[str]) -> int:
+    from .core.recipe import recipe_from_run, recipe_toml
+    from .core.session import read_events, write_private
+
+    if command:
+        recipe = recipe_from_run(args.name or Path(args.output).stem, command, _env_delta(args.env), None,
+                                 expect=args.expect or "healthy")
+    elif args.session:
+        directory = _session_path(args.session)
+        started = [e for e in read_events(directory) if e.get("kind") == "run_started"]
+        if args.run:
+            started = [e for e in started if e.get("run") == args.run]
+        if not started:
+            raise UsageError(f"workbench record: no run {args.run or ''} in {directory}")
+        event = started[-1]
+        recorded = directory / "runs" / event["run"] / "recipe.toml"
+        if recorded.exists() and not args.expect and not args.name:
+            write_private(Path(args.output), recorded.read_text())
+            sys.stdout.write(f"{args.output}\n")
+            return 0
+        summary_path = directory / "runs" / event["run"] / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        expect = args.expect or ((summary.get("root_cause") or {}).get("id") or summary.get("verdict") or "healthy")
+        recipe = recipe_from_run(args.name or Path(args.output).stem, event.get("argv", []),
+                                 event.get("env_delta", {}), event.get("cwd"), expect=expect)
+    else:
+        raise UsageError("workbench record: give `-- CMD ...` or --session DIR")
+    write_private(Path(args.output), recipe_toml(recipe))
+    sys.stdout.write(f"{args.output}\n")
+    return 0
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from .core.recorded import list_sessions
 
@@ -431,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, command)
         if args.command == "env":
             return cmd_env(args, command)
+        if args.command == "record":
+            return cmd_record(args, command)
         if command:
             raise UsageError(f"workbench {args.command}: takes no command after --")
         if args.command == "analyze":
@@ -445,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "sessions":
             return cmd_sessions(args)
+        if args.command == "replay":
+            return cmd_replay(args)
+        if args.command == "recipe":
+            return cmd_recipe_check(args)
         if args.command == "open":
             return cmd_open(args)
         if args.command == "bundle":

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -52,6 +53,9 @@ class HeadlessOptions:
     quiet: bool = False
     env_delta: dict[str, str | None] | None = None
     cwd: str | None = None
+    # a recipe's own checks once healthy: returns why the run is not healthy after all, or None
+    on_healthy: Callable[[Run], str | None] | None = None
+    result_sink: Callable[[dict], None] | None = None  # gets the result object (replay, matrix)
 
 
 class Printer:
@@ -275,6 +279,11 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
             signals.event.wait(0.1)
             if run.verdict is not None:
                 break
+        if run.verdict == V.HEALTHY and options.on_healthy is not None and not signals.event.is_set():
+            failure = options.on_healthy(run)
+            if failure:
+                run.verdict, run.verdict_reason = V.FALSE_READY, failure
+                printer.note(f"recipe smoke failed: {failure}", "error")
         if run.verdict == V.HEALTHY and not signals.event.is_set():
             if options.serve:
                 err.write("workbench: serving; Ctrl-C stops\n")
@@ -301,6 +310,8 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
         result["exit_code"] = code
         engine.session.write_json(f"runs/{run.id}/result.json", result)
         engine.shutdown()
+    if options.result_sink is not None:
+        options.result_sink(result)
     if options.json:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
     else:

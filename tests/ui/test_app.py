@@ -300,3 +300,18 @@ async def test_open_a_past_session_read_only_and_relaunch_from_it(tmp_path, stat
     finally:
         app.engine.shutdown()
     assert not (tmp_path / "viewer" / "runs" / "r1").exists()  # the recording is not rewritten elsewhere
+
+
+@pytest.mark.asyncio
+async def test_record_key_writes_a_replayable_recipe(tmp_path, no_leaks, monkeypatch) -> None:
+    from workbench.core.recipe import load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    async with running(tmp_path, sim("kv-cache-too-small"), "failed",
+                       env_delta={"HF_TOKEN": "hf_notinanyfile1234", "NCCL_DEBUG": "INFO"}) as (app, pilot):
+        await pilot.press("R")
+        written = list(tmp_path.glob("recipe-r1-*.toml"))
+        assert len(written) == 1 and "hf_notinanyfile1234" not in written[0].read_text()
+        recipe = load_recipe(written[0])
+        assert recipe.expect == "kv_cache_too_small" and recipe.env == {"NCCL_DEBUG": "INFO"}
+        assert recipe.requires_env == ["HF_TOKEN"] and recipe.command == app.current_run().spec.argv

@@ -110,6 +110,7 @@ class Engine:
             )
         )
         run.attach_process(proc, env)
+        self._write_recipe(run)
         if self._env_report is None:  # once per session, off the launch path
             self._env_report = threading.Thread(target=self._write_env_report, args=(spec.argv, env, cwd),
                                                 name="wb-env", daemon=True)
@@ -118,6 +119,14 @@ class Engine:
         self.watchers[run_id] = watcher
         watcher.start()
         return run
+
+    def _write_recipe(self, run: Run) -> None:
+        """Every run can be replayed: its recipe (secrets as names only) beside its log."""
+        from .recipe import recipe_from_run, recipe_toml
+
+        recipe = recipe_from_run(f"{self.session.dir.name}-{run.id}", run.spec.argv, run.spec.env_delta,
+                                 run.spec.cwd or os.getcwd(), description=f"recorded: {run.spec.cause}")
+        self.session.write_text(f"runs/{run.id}/recipe.toml", recipe_toml(recipe))
 
     def _write_env_report(self, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
         from .envreport import environment_report

@@ -75,4 +75,8 @@ def locate(text: str, key: str, array: str | None = None, index: int = 0) -> int
     for i in range(begin, end):  # a table named after the key: [key], [key.x], [x.key]
         if header.match(lines[i]):
             return i + 1
+    inline = re.compile(r"[{,]\s*\"?" + re.escape(leaf) + r"\"?\s*=")
+    for i in range(begin, end):  # a key of an inline table: x = { key = 1 }
+        if inline.search(lines[i]):
+            return i + 1
     return begin + 1 if array is not None and begin < len(lines) else None

@@ -302,6 +302,22 @@ class WorkbenchApp(App):
                 self.log_view.go_to_seq(finding.first_seq)
                 self.log_view.focus()
 
+    def action_record(self) -> None:
+        """Write the focused run as a recipe in the current directory (secrets as names only)."""
+        from ..core.recipe import recipe_from_run, recipe_toml
+        from ..core.session import write_private
+
+        run = self.current_run()
+        if run is None:
+            return
+        root = run.root_cause()
+        expect = root.id if root is not None else (run.verdict or "healthy")
+        name = f"{run.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        recipe = recipe_from_run(name, run.spec.argv, run.spec.env_delta, run.spec.cwd or os.getcwd(),
+                                 description=f"recorded in the TUI ({run.spec.cause})", expect=expect)
+        path = write_private(Path(f"recipe-{name}.toml"), recipe_toml(recipe))
+        self.note(f"recipe written: {path} (workbench replay {path} --headless)")
+
     # -- debug variables ---------------------------------------------------------------------------
 
     def action_toggle_debug(self) -> None:
