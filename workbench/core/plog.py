@@ -52,7 +52,7 @@ class PlogTailer:
     def stop(self) -> None:
         """Stop after one last look (lines written just before the process died count too)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:

@@ -89,10 +89,11 @@ class Run:
         self.started = time.monotonic()
         self.last_progress = self.started
         self.pump = start_pump(proc.fd, str(self.store.path), env)
-        self._reader = threading.Thread(target=self._read_loop, name=f"wb-read-{self.id}", daemon=True)
-        self._reader.start()
+        # the plog tailer first: the reader stops it when the output ends, which can be at once
         self._plog = PlogTailer(plog_dirs(env), lambda: set(self.known_pids), self._ingest_plog)
         self._plog.start()
+        self._reader = threading.Thread(target=self._read_loop, name=f"wb-read-{self.id}", daemon=True)
+        self._reader.start()
 
     @property
     def alive(self) -> bool:
