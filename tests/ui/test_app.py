@@ -315,3 +315,34 @@ async def test_record_key_writes_a_replayable_recipe(tmp_path, no_leaks, monkeyp
         recipe = load_recipe(written[0])
         assert recipe.expect == "kv_cache_too_small" and recipe.env == {"NCCL_DEBUG": "INFO"}
         assert recipe.requires_env == ["HF_TOKEN"] and recipe.command == app.current_run().spec.argv
+
+
+@pytest.mark.asyncio
+async def test_graph_capture_note_follow_pause_panes_next_run_native_dump_and_stop(tmp_path, no_leaks) -> None:
+    # slow capture at scale 0.4: about 10 s in graph capture, long enough to see the note
+    command = [*SIM, "slow-graph-capture", "--port", str(free_port()), "--time-scale", "0.4"]
+    async with running(tmp_path, command) as (app, pilot):
+        run = app.current_run()
+        await wait_for(lambda: run.phase() == "graph_capture", timeout=40, what="graph capture")
+        await pilot.pause(1.2)
+        assert "graph capture can take minutes" in text_of(app, ".phases")
+        await pilot.press("f")
+        assert not app.log_view.follow and "paused" in text_of(app, "#status")
+        rows = app.log_view.rows
+        await pilot.press("f")
+        assert app.log_view.follow and "following" in text_of(app, "#status")
+        await pilot.press("ctrl+n")
+        await wait_for(lambda: len(app.engine.dumps.get(run.id, [])) == 1, timeout=40, what="native dump")
+        assert json.loads(Path(run.dump_paths[-1]).read_text())["cause"].endswith("with native frames")
+        await wait_for(lambda: run.verdict == "healthy", timeout=60, what="healthy after the capture")
+        assert app.log_view.rows > rows
+        await pilot.press("x")
+        await wait_for(lambda: not run.alive, what="stopped by x")
+        assert "stopped" in text_of(app, "#status")
+        await pilot.press("e")  # a second run, in a second pane
+        await wait_for(lambda: len(app.runs) == 2 and len(app.panes) == 2, timeout=30, what="second pane")
+        assert app.focus_index == 0
+        await pilot.press("w")
+        assert app.focus_index == 1 and app.panes[1].has_class("focused") and app.current_run().id == app.runs[1]
+        await pilot.press("greater_than_sign")  # this pane now shows the other run
+        assert app.pane_runs[1] == app.runs[0]
