@@ -292,15 +292,12 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
             elif options.stop_after > 0:
                 signals.event.wait(options.stop_after)
         interrupted = signals.received
-        run.sample_tree()
-        tree = list(run.tree_snapshot)
         if run.alive:
             engine.stop(run.id, cause="interrupted" if interrupted else "verdict reached")
         run.exited.wait(timeout=5)
         run.reader_done.wait(timeout=3)
         printer.close()
         result = run.summary()
-        result["tree"] = [p.to_dict() for p in tree]
         result["session_dir"] = str(session.dir)
         result["command"] = argv
         if interrupted and run.verdict in (None, V.EXITED):

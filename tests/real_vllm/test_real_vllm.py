@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -31,9 +32,28 @@ def all_gone(pids: list[int]) -> bool:
     return all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
 
 
-def test_healthy_start_then_eager(vllm_python, tiny_model, vllm_version, no_leaks) -> None:
+def recipe_for(python, model) -> str:
+    """The real server as a recipe whose variant is the eager rerun (the isolation matrix)."""
+    command = [str(a) for a in serve_command(python, model, 0)]
+    command[command.index("--port") + 1] = "{port}"
+    return (f"name = \"real-vllm-eager-isolation\"\ncommand = {json.dumps(command)}\nexpect = \"healthy\"\n"
+            "[timeouts]\nstartup = 600\nstall = 300\n[variants.eager]\nadd_args = [\"--enforce-eager\"]\n")
+
+
+def test_healthy_start_then_eager_through_the_isolation_matrix(vllm_python, tiny_model, vllm_version, tmp_path,
+                                                               no_leaks) -> None:
     print(f"real vLLM version: {vllm_version}")
-    graph, done = run_json("--", *serve_command(vllm_python, tiny_model, free_port()))
+    recipe = tmp_path / "real.toml"
+    recipe.write_text(recipe_for(vllm_python, tiny_model))
+    assert workbench("recipe", "check", str(recipe)).returncode == 0
+    done = workbench("replay", str(recipe), "--matrix", "--json", timeout=900)
+    matrix = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = {row["variant"]: row for row in matrix["runs"]}
+    assert set(rows) == {"base", "eager"}, done.stderr[-3000:]
+    summaries = {name: json.loads((Path(row["session"]) / "runs" / "r1" / "summary.json").read_text())
+                 for name, row in rows.items()}
+
+    graph = summaries["base"]
     assert graph["verdict"] == "healthy", (graph["reason"], done.stderr[-3000:])
     names = [p["name"] for p in graph["phases"]]
     assert names == sorted(names, key=ORDER.index)
@@ -44,11 +64,19 @@ def test_healthy_start_then_eager(vllm_python, tiny_model, vllm_version, no_leak
     assert "VLLM::EngineCore" in titles and "VLLM::Worker" in titles
     assert all_gone(graph["known_pids"] + [p["pid"] for p in graph["tree"]])
 
-    eager, done = run_json("--", *serve_command(vllm_python, tiny_model, free_port(), "--enforce-eager"))
-    assert eager["verdict"] == "healthy", (eager["reason"], done.stderr[-3000:])
+    eager = summaries["eager"]
+    assert eager["verdict"] == "healthy", eager["reason"]
     eager_names = [p["name"] for p in eager["phases"]]
     assert "compiling" not in eager_names  # no torch.compile warm-up in eager mode
     assert set(names) - set(eager_names) == {"compiling"}
+    assert matrix["conclusion"].startswith("healthy in every variant")
+    assert all_gone(eager["known_pids"] + [p["pid"] for p in eager["tree"]])
+
+    # the same two runs through `workbench compare`: the phase only the graph run reached
+    report = json.loads(workbench("compare", str(Path(rows["base"]["session"]) / "runs" / "r1"),
+                                  str(Path(rows["eager"]["session"]) / "runs" / "r1"), "--json").stdout)
+    assert list(report["phases_only_in"].values()) == [["compiling"], []]
+    assert report["conclusion"].startswith("both healthy")
 
 
 def test_taken_port_is_named_and_forced_launch_fails_with_port_in_use(vllm_python, tiny_model, no_leaks) -> None:

@@ -156,6 +156,8 @@ class Engine:
         run = self.get(run_id)
         if run.proc is None:
             return "none", []
+        if run.alive:
+            run.sample_tree()  # the tree as it was serving, for the summary
         run.stopping = True
         with run.lock:
             run.diagnosis.mark_stop(len(run.store))

@@ -68,6 +68,7 @@ class Run:
         self.recorded = False  # loaded from a past session: read-only, nothing to stop or save
         self.stop_signal: str | None = None
         self.tree_snapshot: list[ProcInfo] = []
+        self.live_tree: list[ProcInfo] = []  # the last sample before a stop: what the summary shows
         self.known_pids: set[int] = set()
         self.reader_done = threading.Event()
         self.exited = threading.Event()
@@ -168,6 +169,8 @@ class Run:
         procs = tree(self.pid)
         self.known_pids.update(p.pid for p in procs)
         self.tree_snapshot = describe(procs, self.pid)
+        if not self.stopping:  # a tree shutting down has lost its titles and children
+            self.live_tree = self.tree_snapshot
         return self.tree_snapshot
 
     def root_cause(self) -> Finding | None:
@@ -214,7 +217,7 @@ class Run:
                 "lines": len(self.store),
                 "log": str(self.store.path),
                 "dumps": list(self.dump_paths),
-                "tree": [p.to_dict() for p in self.tree_snapshot],
+                "tree": [p.to_dict() for p in self.live_tree],
                 "known_pids": sorted(self.known_pids),
                 "plog": None if self.plog_store is None else {
                     "lines": len(self.plog_store), "log": str(self.plog_store.path),
