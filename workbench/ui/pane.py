@@ -20,7 +20,7 @@ class FindingsList(OptionList):
     def __init__(self) -> None:
         super().__init__(classes="findings")
         self.findings: list[Finding] = []
-        self._shown: tuple = ()
+        self._shown: tuple | None = None  # nothing drawn yet, not even "no findings"
 
     def show(self, run: Run | None) -> None:
         findings = run.findings() if run is not None else []
