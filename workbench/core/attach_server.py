@@ -278,10 +278,16 @@ class AttachServer:
         except (ValueError, TypeError) as exc:
             client.send({"type": "result", "id": ident, "ok": False, "error": f"bad command: {exc}"})
             return
+        if self.stopping.is_set():
+            client.send({"type": "result", "id": ident, "ok": False, "error": "the session is stopping"})
+            return
         action, detail = describe_command(command)
         self.engine.bus.publish(ActionTaken(getattr(command, "run", ""), action=action, detail=detail,
                                             user=client.user, tty=client.tty, client=client.pid))
-        self._commands.submit(self._execute, client, ident, command)
+        try:
+            self._commands.submit(self._execute, client, ident, command)
+        except RuntimeError:  # the executor is shut: the session is stopping
+            client.send({"type": "result", "id": ident, "ok": False, "error": "the session is stopping"})
 
     def _execute(self, client: _Client, ident: Any, command: Message) -> None:
         try:
@@ -292,6 +298,11 @@ class AttachServer:
         client.send({"type": "result", "id": ident, "ok": True, "value": _result_value(value)})
 
     # -- the end ---------------------------------------------------------------------------------
+
+    def drain_commands(self) -> None:
+        """Refuse new commands, drop queued ones, wait for the one running."""
+        self.stopping.set()
+        self._commands.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self.stopping.set()
@@ -356,6 +367,7 @@ def serve_session(spec: dict[str, Any]) -> int:
         engine.notice("", f"launch failed: {exc}", level="error")
     while not stop.is_set() and not server.stopping.is_set():
         stop.wait(0.2)
+    server.drain_commands()  # a relaunch under way finishes first, so its run is stopped below
     try:
         engine.shutdown()  # every run stopped and the reaper gone before clients hear "bye"
     finally:

@@ -63,8 +63,12 @@ class MirrorRun(Run):
 
     def _follow(self) -> None:
         fd = os.open(self.store.path, os.O_RDONLY)
+        next_sample = 0.0
         try:
             while True:
+                if self.alive and time.monotonic() >= next_sample:  # the header's CPU, RSS, procs
+                    next_sample = time.monotonic() + self.settings.probe_interval
+                    self.sample_tree()
                 data = os.read(fd, READ_SIZE)
                 if data:
                     self._ingest(*self.store.ingest(data), had_data=True)
