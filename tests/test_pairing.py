@@ -5,12 +5,14 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -236,3 +238,52 @@ def test_events_of_a_detached_session_are_plain_json_lines(runtime: Path, port: 
         json.loads(line)
     assert (live.session_dir / "daemon.log").exists()
     assert os.stat(live.session_dir / "daemon.log").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_tui_in_a_terminal_that_dies_and_a_tui_that_attaches_again(runtime: Path, port: int, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`workbench --detachable -- CMD` in tmux; the tmux server is killed (every pane gets SIGHUP);
+    the server keeps serving; `workbench attach` in a new terminal shows the run again."""
+    sock = f"wb-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "WORKBENCH_STATE_DIR": str(tmp_path / "state"), "WORKBENCH_RUNTIME_DIR": str(runtime)}
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, env=env).stdout
+
+    def screen_with(text: str) -> str:
+        return str(_until(lambda: (s := tmux("capture-pane", "-p", "-t", "pair")) and text in s and s,
+                          timeout=40, what=f"{text!r} on screen"))
+
+    command = " ".join([sys.executable, "-m", "workbench", "--detachable", "--", *_sim(port)])
+    try:
+        tmux("new-session", "-d", "-s", "pair", "-x", "160", "-y", "45", command)
+        screen_with("verdict healthy")
+        tmux("kill-server")
+        time.sleep(1.0)
+        assert _serving(port)
+        (live,) = live_sessions(runtime)
+        tmux("new-session", "-d", "-s", "pair", "-x", "160", "-y", "45",
+             f"{sys.executable} -m workbench attach; echo ATTACH-EXITED; sleep 30")
+        screen = screen_with("verdict healthy")
+        assert "Application startup complete" in screen
+        tmux("send-keys", "-t", "pair", "q")
+        screen_with("ATTACH-EXITED")
+        assert _serving(port)
+    finally:
+        tmux("kill-server")
+    assert workbench("stop", live.name, timeout=60).returncode == 0
+    assert _port_free(port)
+
+
+def test_a_daemon_killed_outright_takes_its_runs_with_it(runtime: Path, port: int) -> None:
+    """SIGKILL leaves the daemon no time to stop anything: its reaper sweeps the runs."""
+    name = _start_detached(port)
+    _until(lambda: _serving(port), what="the server")
+    daemon, tree = _daemon_tree(name, runtime)
+    os.kill(daemon, signal.SIGKILL)
+    _until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in tree),
+           timeout=30, what="the runs and the reaper to go")
+    assert _port_free(port)
+    result = workbench("attach", name)
+    assert result.returncode == 2 and result.stderr.strip() == f"workbench: no live session {name!r} (`workbench sessions` lists them)"
