@@ -145,6 +145,10 @@ def test_read_only_client_is_refused_and_control_actions_are_on_the_timeline(ser
             watcher.request(DumpStacks("r1"), timeout=10)
         with pytest.raises(AttachError, match="no run 'r7'"):
             driver.request(Stop("r7"), timeout=10)  # allowed, recorded, and answered with the error
+        with pytest.raises(AttachError, match="read-only"):
+            watcher.record_action("env", "toggle X=1")
+        with pytest.raises(AttachError, match="unknown action"):
+            driver.record_action("format-disk", "no")
         assert _flush(server)
         events = read_events(server.engine.session.dir)
         actions = [event_from_dict(e) for e in events if e["kind"] == "action"]

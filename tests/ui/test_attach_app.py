@@ -58,6 +58,8 @@ async def test_control_client_relaunches_and_a_read_only_one_follows(session: st
             async with driver_app.run_test(size=SIZE) as drive_pilot:
                 await wait_for(lambda: driver_app.current_run() is not None, what="driver's run")
                 await drive_pilot.press("D")  # VLLM_LOGGING_LEVEL=DEBUG on the next relaunch
+                await wait_for(lambda: "tui@pts/7: toggle VLLM_LOGGING_LEVEL=DEBUG for the next relaunch of r1"
+                               in "\n".join(watcher_app.messages), what="the toggle on the shared timeline")
                 await drive_pilot.press("r")
                 await wait_for(lambda: driver_app.current_run() is not None and driver_app.current_run().id == "r2",
                                what="driver shows r2")

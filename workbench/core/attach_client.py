@@ -275,6 +275,12 @@ class AttachClient:
             raise AttachError(str(answer.get("error", "refused")))
         return answer.get("value")
 
+    def record_action(self, action: str, detail: str, run: str = "", timeout: float = 10.0) -> None:
+        """Put a step that is not an engine command on the shared timeline (control clients)."""
+        answer = self._send({"type": "action", "action": action, "detail": detail, "run": run}, timeout)
+        if not answer.get("ok"):
+            raise AttachError(str(answer.get("error", "refused")))
+
     def shutdown_session(self, timeout: float = 60.0) -> None:
         answer = self._send({"type": "shutdown"}, timeout)
         if not answer.get("ok"):

@@ -49,7 +49,8 @@ from .protocol import (
 )
 
 CLIENT_QUEUE = 20_000  # messages a slow client may lag behind before it is dropped
-SKIPPED_IN_HISTORY = {"lines"}  # clients read logs from the files; the counts would only bloat
+SKIPPED_IN_HISTORY = {"lines"}
+CLIENT_ACTIONS = {"env"}  # timeline entries a control client may add without an engine command  # clients read logs from the files; the counts would only bloat
 
 
 class _Client:
@@ -260,12 +261,22 @@ class AttachServer:
         if kind == "bye":
             client.send({"type": "result", "id": ident, "ok": True})
             return
-        if kind not in ("command", "shutdown"):
+        if kind not in ("command", "shutdown", "action"):
             client.send({"type": "result", "id": ident, "ok": False, "error": f"unknown message type {kind!r}"})
             return
         if client.role != ROLE_CONTROL:
             client.send({"type": "result", "id": ident, "ok": False,
                          "error": "refused: this client is read-only (attach with --control to drive the session)"})
+            return
+        if kind == "action":  # a step that is not an engine command, e.g. a variable toggled for the next relaunch
+            action = str(message.get("action", ""))
+            if action not in CLIENT_ACTIONS:
+                client.send({"type": "result", "id": ident, "ok": False, "error": f"unknown action {action!r}"})
+                return
+            self.engine.bus.publish(ActionTaken(str(message.get("run", "")), action=action,
+                                                detail=str(message.get("detail", ""))[:500], user=client.user,
+                                                tty=client.tty, client=client.pid))
+            client.send({"type": "result", "id": ident, "ok": True})
             return
         if kind == "shutdown":
             self.engine.bus.publish(ActionTaken("", action="shutdown", detail="stop the session",

@@ -197,6 +197,18 @@ class RemoteEngine:
         return SmokeOutcome(bool(data.get("ok")), data.get("status"), data.get("latency"),
                             str(data.get("endpoint", "")), str(data.get("output", "")), str(data.get("error", "")))
 
+    def record_env_change(self, run_id: str, before: dict[str, str | None], after: dict[str, str | None]) -> None:
+        """Tell the others a variable was toggled for the next relaunch (control clients only:
+        a read-only client's toggles stay its own)."""
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if not changed or not self.control or self.closed:
+            return
+        words = [f"{k}={after[k]}" if after.get(k) is not None else f"-{k}" for k in changed]
+        try:
+            self.client.record_action("env", f"toggle {' '.join(words)} for the next relaunch of {run_id}", run_id)
+        except AttachError as exc:
+            self.bus.publish(Notice(run_id, level="error", text=str(exc)))
+
     def send_input(self, run_id: str, data: bytes) -> int:
         raise ValueError("typing into a run works only in a local session, not over attach")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
+from textual import work
+
 from ..core.attach_client import AttachClient, resolve_live
 from ..core.debugvars import load_debug_vars
 from ..core.events import ActionTaken, ClientPresence, Message, RunStarted
@@ -17,9 +19,12 @@ from ..core.remote_engine import RemoteEngine
 from .app import WorkbenchApp
 from .keymap import load_bindings
 from .layouts import load_layout
+from .screens import DebugVarsScreen
 
 
 class RemoteWorkbenchApp(WorkbenchApp):
+    engine: RemoteEngine
+
     def _on_engine_event(self, event: Message) -> None:
         if isinstance(event, RunStarted):
             run = self.engine.runs.get(event.run)
@@ -32,6 +37,25 @@ class RemoteWorkbenchApp(WorkbenchApp):
             self.note(f"{event.user}@{event.tty} {'attached' if event.joined else 'left'} ({event.role})")
         else:
             super()._on_engine_event(event)
+
+    def action_toggle_debug(self) -> None:
+        before = dict(self.env_delta)
+        super().action_toggle_debug()
+        self._share_env_change(before)
+
+    def action_debug_vars(self) -> None:
+        before = dict(self.env_delta)
+
+        def closed(_result: object) -> None:
+            self.refresh_side()
+            self._share_env_change(before)
+
+        self.push_screen(DebugVarsScreen(self.debug_vars, self.env_delta), closed)
+
+    @work(thread=True, exit_on_error=False, group="timeline")
+    def _share_env_change(self, before: dict[str, str | None]) -> None:
+        run = self.current_run()
+        self.engine.record_env_change(run.id if run else "", before, dict(self.env_delta))
 
     async def action_quit_workbench(self) -> None:
         self.note("detaching: the session and its runs go on")
