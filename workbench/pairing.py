@@ -17,6 +17,7 @@ from .core.events import (
     DumpStacks,
     FindingRaised,
     Message,
+    Notice,
     PhaseChanged,
     ProcessExited,
     Ready,
@@ -65,6 +66,8 @@ def describe(event: Message) -> str | None:
         return f"{at} {event.run} smoke: {event.status} {event.output[:60] or event.error[:80]!r}"
     if isinstance(event, Stopped):
         return f"{at} {event.run} stopped ({event.signal_used})"
+    if isinstance(event, Notice):
+        return f"{at} {event.run or 'session'} {event.level}: {event.text}"
     if isinstance(event, ProcessExited):
         how = f"signal {event.signal}" if event.signal else f"code {event.returncode}"
         return f"{at} {event.run} exited ({how})"
