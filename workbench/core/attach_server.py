@@ -201,6 +201,9 @@ class AttachServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             peer = peer_credentials(conn)
+        except ProtocolError as exc:
+            self._refuse(conn, str(exc))
+            return
         except OSError:
             conn.close()
             return

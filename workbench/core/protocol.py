@@ -87,6 +87,8 @@ class Peer:
 
 def peer_credentials(sock: socket.socket) -> Peer:
     """The connecting process as the kernel saw it at connect() (Linux SO_PEERCRED)."""
+    if not hasattr(socket, "SO_PEERCRED"):  # no way to know who is calling: nobody gets in
+        raise ProtocolError("refused: this platform cannot tell who is connecting (no SO_PEERCRED)")
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
     return Peer(pid, uid, gid)
