@@ -18,7 +18,7 @@ EPILOG_EXIT_CODES = "exit codes: " + ", ".join(
     f"{code} {name}" for name, code in V.EXIT_CODES.items()
 ) + f", {V.EXIT_USAGE} bad input, {V.EXIT_PREFLIGHT} preflight refused (port taken), {V.EXIT_INTERRUPTED} interrupted"
 
-SUBCOMMANDS = ("run", "analyze", "sim", "demo", "signatures", "dump", "env", "help")
+SUBCOMMANDS = ("run", "analyze", "sim", "demo", "signatures", "dump", "env", "attach", "stop", "help")
 
 
 class UsageError(Exception):
@@ -52,6 +52,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cwd", help="working directory of the command")
 
 
+def _add_detach_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detachable", action="store_true",
+                   help="the runs outlive this terminal: the engine runs in a daemon, this face attaches to it")
+    p.add_argument("--detach", action="store_true", help="with --detachable: start the session and return at once")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="workbench",
@@ -61,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     parser.add_argument("--layout", default=None, help="TUI layout (single, compare, grid, or a file)")
+    _add_detach_options(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="launch a command and supervise it", epilog=EPILOG_EXIT_CODES)
@@ -74,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print phase changes and the verdict, not the log")
     run.add_argument("--layout", default=None, help="TUI layout")
     _add_run_options(run)
+    _add_detach_options(run)
 
     analyze = sub.add_parser("analyze", help="recognise phases, findings and the root cause in logs")
     analyze.add_argument("logs", nargs="+", help="log files, session directories, or - for stdin")
@@ -134,8 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("action", choices=["check"])
     recipe.add_argument("files", nargs="+")
 
-    sessions = sub.add_parser("sessions", help="list past sessions, newest first")
+    sessions = sub.add_parser("sessions", help="list live and past sessions, newest first")
     sessions.add_argument("--json", action="store_true")
+
+    attach = sub.add_parser("attach", help="join a live (detachable) session: its history, then live; read-only unless --control")
+    attach.add_argument("session", nargs="?", default=None, help="name or unique prefix (default: the only live one)")
+    attach.add_argument("--control", action="store_true", help="allow commands (relaunch, dump, smoke, stop)")
+    attach.add_argument("--follow", action="store_true", help="print the logs and the timeline as they come (no TUI)")
+    attach.add_argument("--history", action="store_true", help="print what happened so far and exit")
+    attach.add_argument("--lines", type=int, default=200, help="log lines per run shown from the history")
+    attach.add_argument("--do", choices=["relaunch", "dump", "smoke", "stop", "kill"], default=None,
+                        help="send one command (needs --control)")
+    attach.add_argument("--run", default=None, help="the run --do acts on (default: the last)")
+    attach.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="with --do relaunch")
+    attach.add_argument("--arg", action="append", default=[], metavar="FLAG[=VALUE]",
+                        help="with --do relaunch: --arg=--enforce-eager, --arg=--max-model-len=4096, --arg=no:--enforce-eager")
+    attach.add_argument("--layout", default=None)
+
+    stop = sub.add_parser("stop", help="stop a live session: every run, its reaper and its daemon")
+    stop.add_argument("session", nargs="?", default=None)
 
     open_ = sub.add_parser("open", help="reopen a past session read-only in the TUI")
     open_.add_argument("session", help="a session directory, or its name (or a unique prefix) from `workbench sessions`")
@@ -190,6 +215,9 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
         raise UsageError("workbench run: give the command after --, e.g. workbench run --headless -- vllm serve MODEL")
     kb = _knowledge_base(args.signatures)
     settings = _settings(args)
+    if args.detachable or args.detach:
+        return _detachable(command, args, settings, args.signatures, _env_delta(args.env), args.cwd,
+                           args.session_dir, headless=args.headless)
     if args.headless:
         from .headless import HeadlessOptions, run_headless
 
@@ -210,6 +238,52 @@ def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str 
         raise UsageError(f"the TUI is not available: {exc}") from None
     load_layout(layout or "single")  # a bad layout is refused before anything is launched
     return run_app(command, layout=layout, kb=kb, settings=settings, session_dir=session_dir, env_delta=env_delta)
+
+
+def _detachable(command: list[str], args: argparse.Namespace, settings, signatures: list[str],
+                env_delta: dict[str, str | None], cwd: str | None, session_dir: str | None,
+                headless: bool) -> int:
+    """Start the session's daemon, then attach this terminal to it as the controlling face."""
+    from .core.detach import start_daemon
+
+    if not command:
+        raise UsageError("workbench --detachable: give the command after --")
+    live = start_daemon(command, env_delta, cwd, settings, signatures, session_dir)
+    if args.detach:
+        sys.stdout.write(f"{live.name}\n")
+        sys.stderr.write(f"detached session {live.name} (daemon PID {live.pid}): "
+                         f"workbench attach {live.name} [--control]; workbench stop {live.name}\n")
+        return 0
+    return _attach(live.name, control=True, follow=headless, layout=getattr(args, "layout", None))
+
+
+def _attach(session: str | None, control: bool, follow: bool, layout: str | None) -> int:
+    """The TUI as a client when there is one and a terminal to draw it on, else the printer."""
+    from .pairing import attach_cli
+
+    if not follow and sys.stdout.isatty():
+        try:
+            from .ui.remote import run_remote_app
+        except ImportError:
+            pass
+        else:
+            return run_remote_app(session, control=control, layout=layout)
+    return attach_cli(session, control, None, None, {}, {}, history=False, follow_live=True)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from .pairing import attach_cli, parse_arg_delta
+
+    if args.do is None and not args.history and not args.follow:
+        return _attach(args.session, args.control, follow=False, layout=args.layout)
+    return attach_cli(args.session, args.control, args.do, args.run, _env_delta(args.env),
+                      parse_arg_delta(args.arg), args.history, args.follow, args.lines)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .pairing import stop_cli
+
+    return stop_cli(args.session)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -471,16 +545,20 @@ def cmd_record(args: argparse.Namespace, command: list[str]) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     from .core.recorded import list_sessions
+    from .pairing import live_names
 
     found = list_sessions()
+    live = live_names()
     if args.json:
         sys.stdout.write(json.dumps([{"path": str(s.path), "started": s.started, "command": s.command,
+                                      "live": s.path.resolve() in live,
                                       "runs": [{"run": r, "verdict": v} for r, v in s.runs]} for s in found]) + "\n")
         return 0
     for info in found:
         runs = " ".join(f"{r}:{v or '?'}" for r, v in info.runs)
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started))
-        sys.stdout.write(f"{info.path.name:<40} {stamp}  {runs:<30} {info.command[:60]}\n")
+        mark = "live" if info.path.resolve() in live else "    "
+        sys.stdout.write(f"{info.path.name:<40} {mark} {stamp}  {runs:<30} {info.command[:60]}\n")
     if not found:
         sys.stdout.write("no sessions yet\n")
     return 0
@@ -553,6 +631,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _attach_errors() -> tuple[type[Exception], ...]:
+    from .core.attach_client import AttachError
+    from .core.protocol import ProtocolError
+
+    return AttachError, ProtocolError
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sim":
@@ -577,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from .core.settings import Settings
 
+            if args.detachable or args.detach:
+                return _detachable(command, args, Settings(), [], {}, None, None, headless=False)
             return _tui(command, args.layout, _knowledge_base([]), Settings(), None)
         if args.command == "run":
             return cmd_run(args, command)
@@ -606,6 +693,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_open(args)
         if args.command == "bundle":
             return cmd_bundle(args)
+        if args.command == "attach":
+            return cmd_attach(args)
+        if args.command == "stop":
+            return cmd_stop(args)
         parser.print_help()
         return 0
     except UsageError as exc:
@@ -613,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         return V.EXIT_USAGE
     except DataFileError as exc:
         sys.stderr.write(f"workbench: error: {exc}\n")
+        return V.EXIT_USAGE
+    except _attach_errors() as exc:
+        sys.stderr.write(f"workbench: {exc}\n")
         return V.EXIT_USAGE
     except KeyboardInterrupt:
         return V.EXIT_INTERRUPTED

@@ -197,6 +197,32 @@ class Notice(Event):
     text: str
 
 
+@_event
+@dataclass
+class ActionTaken(Event):
+    """The shared timeline of a session: who asked the engine to do what, from which terminal."""
+
+    kind: ClassVar[str] = "action"
+    action: str  # relaunch, dump, smoke, stop, kill, launch, shutdown
+    detail: str
+    user: str
+    tty: str
+    client: int = 0  # the client's PID
+
+
+@_event
+@dataclass
+class ClientPresence(Event):
+    """Someone attached to or left a live session (run is "" : it concerns the session)."""
+
+    kind: ClassVar[str] = "client"
+    user: str
+    tty: str
+    role: str
+    joined: bool
+    client: int = 0
+
+
 # -- commands ------------------------------------------------------------------------------
 
 

@@ -60,11 +60,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "session"
 
 
+def new_session_path(name: str) -> Path:
+    """Where a new session named `name` goes (not created yet)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return sessions_root() / f"{stamp}-{_slug(name)}-{secrets.token_hex(2)}"
+
+
 class Session:
     def __init__(self, directory: Path | None = None, name: str = "") -> None:
         if directory is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            directory = sessions_root() / f"{stamp}-{_slug(name)}-{secrets.token_hex(2)}"
+            directory = new_session_path(name)
         self.dir = make_private_dir(Path(directory))
         self.token = secrets.token_hex(8)
         self.name = name

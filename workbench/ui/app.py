@@ -26,6 +26,7 @@ from ..core.compare import conclusion
 from ..core.debugvars import DebugVar, load_debug_vars
 from ..core.engine import Engine, session_for
 from ..core.events import Message, Notice, ProfileRecorded, SmokeResult, StacksDumped, Verdict
+from ..core.facade import EngineFacade
 from ..core.gpu import gpu_memory_by_pid
 from ..core.run import Run
 from ..core.settings import Settings
@@ -61,7 +62,7 @@ class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 
-    def __init__(self, command: list[str], engine: Engine, env_delta: dict | None = None,
+    def __init__(self, command: list[str], engine: EngineFacade, env_delta: dict | None = None,
                  layout: Layout | None = None, debug_vars: list[DebugVar] | None = None,
                  launch: bool = True) -> None:
         super().__init__()
