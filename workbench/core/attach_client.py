@@ -189,7 +189,10 @@ class AttachClient:
             raise AttachError(f"cannot reach the session at {self.path}: {exc.strerror or exc}") from None
         reader = LineReader(sock)
         try:
-            sock.sendall(encode(hello(self.role, self.who)))
+            try:
+                sock.sendall(encode(hello(self.role, self.who)))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a server that refuses us says why and hangs up before reading: read the why
             first = reader.read()
         except (OSError, ProtocolError) as exc:
             sock.close()
