@@ -162,16 +162,15 @@ def test_fixture_dir_exists() -> None:
     assert Path(__file__).parent.is_dir()
 
 
-def test_a_signature_on_a_traceback_source_line_is_not_the_root_cause_line(recogniser) -> None:
+def test_a_signature_on_a_traceback_source_line_is_not_the_finding_line(recogniser) -> None:
     log = lines(
-        E + "Traceback (most recent call last):",
-        E + '  File "/v/config.py", line 9, in check',
-        E + '    raise ValueError(f"User-specified max_model_len ({n}) is greater than")',
-        E + "ValueError: boom",
-        E + "  Value error, User-specified max_model_len (99999) is greater than the derived max_model_len",
+        "Traceback (most recent call last):",
+        '  File "/v/engine/utils.py", line 691, in wait_for_engine_startup',
+        '    raise RuntimeError("Engine core initialization failed. "',
+        "RuntimeError: Engine core initialization failed. See root cause above.",
     )
     root = analyze_text(log, recogniser).to_dict()["root_cause"]
-    assert root["id"] == "too_long" and root["line"].endswith("(99999) is greater than the derived max_model_len")
+    assert root["id"] == "engine_init_failed" and root["line"].startswith("RuntimeError: Engine core")
 
 
 def test_an_exception_that_continues_the_one_above_is_one_finding(recogniser) -> None:
