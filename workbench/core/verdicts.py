@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .phases import PHASE_ORDER
 
 if TYPE_CHECKING:
-    from .diagnosis import Diagnosis
+    from .diagnosis import Diagnosis, Finding
 
 HEALTHY = "healthy"
 FAILED = "failed"
@@ -46,7 +46,18 @@ def offline_verdict(diagnosis: Diagnosis) -> str:
         ready_record = next(
             (r for r in diagnosis.phases.records if PHASE_ORDER[r.name] >= PHASE_ORDER["ready"]), None
         )
-        if ready_record is not None and ready_record.seq is not None and root.first_seq > ready_record.seq:
+        if (
+            ready_record is not None and ready_record.seq is not None and root.first_seq > ready_record.seq
+            and not _api_never_listened(diagnosis, root)
+        ):
             return FALSE_READY
         return FAILED
     return HEALTHY if ready else INCOMPLETE
+
+
+def _api_never_listened(diagnosis: Diagnosis, root: Finding) -> bool:
+    """uvicorn (vLLM <=0.6.2) binds its port only after "Application startup complete.", so an
+    error of the API's own start (a signature whose phase is api_starting, e.g. port_in_use)
+    after that line, before any request was served, means the server never listened."""
+    sig = diagnosis.recogniser.kb.by_id().get(root.id)
+    return sig is not None and sig.phase == "api_starting" and not diagnosis.phases.reached("serving")
