@@ -52,6 +52,8 @@ def offline_verdict(diagnosis: Diagnosis) -> str:
         ):
             return FALSE_READY
         return FAILED
+    if _stalled(diagnosis):
+        return HUNG
     return HEALTHY if ready else INCOMPLETE
 
 
@@ -61,3 +63,20 @@ def _api_never_listened(diagnosis: Diagnosis, root: Finding) -> bool:
     after that line, before any request was served, means the server never listened."""
     sig = diagnosis.recogniser.kb.by_id().get(root.id)
     return sig is not None and sig.phase == "api_starting" and not diagnosis.phases.reached("serving")
+
+
+
+def _stalled(diagnosis: Diagnosis) -> bool:
+    """The log shows a wait that means a hang: a no-progress warning (the shared-memory
+    broadcast wait) repeated outside the phases where it is expected, after the last phase
+    change. One such line can be a long step; two are minutes without the workers answering."""
+    by_id = diagnosis.recogniser.kb.by_id()
+    last_phase_seq = max((r.seq or 0 for r in diagnosis.phases.records), default=0)
+    for finding in diagnosis.findings.values():
+        sig = by_id.get(finding.id)
+        if (
+            sig is not None and not sig.progress and finding.severity == "warning"
+            and not finding.benign and finding.count >= 2 and finding.last_seq > last_phase_seq
+        ):
+            return True
+    return False
