@@ -32,7 +32,7 @@ VERDICT_HELP = {
     HEALTHY: "ready, and the smoke request was answered",
     FAILED: "an error stopped it; the root cause and what to try are printed",
     FALSE_READY: "said it was ready, then the first real request failed",
-    HUNG: "no output and no progress for the stall window (stacks dumped)",
+    HUNG: "no output and no progress for the stall window (stacks dumped); analyze: repeated no-progress waits after the last phase",
     EXITED: "the process ended before ready without a recognised error",
     INCOMPLETE: "(analyze) the log ends before ready, with no error in it",
 }
