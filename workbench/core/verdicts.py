@@ -65,7 +65,6 @@ def _api_never_listened(diagnosis: Diagnosis, root: Finding) -> bool:
     return sig is not None and sig.phase == "api_starting" and not diagnosis.phases.reached("serving")
 
 
-
 def _stalled(diagnosis: Diagnosis) -> bool:
     """The log shows a wait that means a hang: a no-progress warning (the shared-memory
     broadcast wait) repeated outside the phases where it is expected, after the last phase
