@@ -160,3 +160,45 @@ def test_errors_after_our_stop_are_not_the_root_cause(recogniser) -> None:
 
 def test_fixture_dir_exists() -> None:
     assert Path(__file__).parent.is_dir()
+
+
+def test_a_signature_on_a_traceback_source_line_is_not_the_finding_line(recogniser) -> None:
+    log = lines(
+        "Traceback (most recent call last):",
+        '  File "/v/engine/utils.py", line 691, in wait_for_engine_startup',
+        '    raise RuntimeError("Engine core initialization failed. "',
+        "RuntimeError: Engine core initialization failed. See root cause above.",
+    )
+    root = analyze_text(log, recogniser).to_dict()["root_cause"]
+    assert root["id"] == "engine_init_failed" and root["line"].startswith("RuntimeError: Engine core")
+
+
+def test_an_exception_that_continues_the_one_above_is_one_finding(recogniser) -> None:
+    log = lines(
+        E + "Traceback (most recent call last):",
+        E + '  File "/t/output_graph.py", line 1, in _call_user_compiler',
+        E + "torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:",
+        E + "CalledProcessError: Command '['gcc']' returned non-zero exit status 1.",
+    )
+    result = analyze_text(log, recogniser).to_dict()
+    assert [f["title"] for f in result["findings"]] == ["torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:"]
+
+
+def test_a_bare_exception_line_is_an_exception(recogniser) -> None:
+    result = analyze_text(lines("Traceback (most recent call last):", "Exception: worker gone"), recogniser).to_dict()
+    assert result["root_cause"]["title"] == "Exception: worker gone"
+
+
+def test_on_one_line_the_platform_specific_signature_wins(tmp_path) -> None:
+    # the generic signature is loaded first, so insertion order alone would pick it
+    (tmp_path / "a.toml").write_text(
+        "schema = 1\n[[signature]]\nid = 'generic'\ntitle = 'g'\nseverity = 'error'\n"
+        "patterns = ['TorchRuntimeError']\nwhy = 'x'\n"
+    )
+    (tmp_path / "b.toml").write_text(
+        "schema = 1\n[[signature]]\nid = 'npu_specific'\ntitle = 's'\nseverity = 'error'\nplatform = 'ascend'\n"
+        "patterns = ['NPU contiguous operator']\nwhy = 'x'\n"
+    )
+    rec = Recogniser(load_knowledge_base([tmp_path], include_user=False, include_builtin=False))
+    log = lines("torch._dynamo.exc.TorchRuntimeError: got RuntimeError('NPU contiguous operator only supported')")
+    assert analyze_text(log, rec).to_dict()["root_cause"]["id"] == "npu_specific"

@@ -72,3 +72,34 @@ def test_user_files_add_to_the_builtins(tmp_path: Path) -> None:
 def test_missing_extra_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="not found"):
         load_knowledge_base([tmp_path / "nope"], include_user=False)
+
+
+@pytest.mark.parametrize(
+    "change, key, line, words",
+    [
+        (('severity = "error"', 'severity = "error"\nphase = "warmup"'), "phase", 6, "phase must be 'any' or one of"),
+        (('severity = "error"', 'severity = "error"\nplatform = "tpu"'), "platform", 6, "platform must be one of"),
+        (('severity = "error"', 'severity = "error"\nbenign_during = ["later"]'), "benign_during", 6, "unknown phase 'later'"),
+        (('severity = "error"', 'severity = "error"\ncascade = "yes"'), "cascade", 6, "must be a bool"),
+        (('id = "demo_error"', 'id = "Demo-Error"'), "id", 3, "id must match"),
+        (('text = "set it to {n}"', 'text = "set it to {n}"\ncolour = "red"'), "colour", 10, "unknown field 'colour'"),
+        (('arg_delta = { "--max-model-len" = "{n}" }', 'arg_delta = { "--max-model-len" = 5 }'), "arg_delta", 10, "string or true/false"),
+    ],
+)
+def test_more_malformed_fields_are_located(tmp_path: Path, change, key, line, words) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(DataFileError) as info:
+        load_file(path)
+    err = info.value
+    assert (err.path, err.key, err.line) == (str(path), key, line), str(err)
+    assert words in err.message
+
+
+def test_unknown_top_level_key_and_duplicate_ids_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError) as info:
+        load_file(write(tmp_path, "signatures = 1\n" + GOOD))
+    assert info.value.key == "signatures" and info.value.line == 1
+    twice = GOOD + GOOD.replace("schema = 1\n", "")
+    with pytest.raises(DataFileError, match="duplicate signature id 'demo_error'") as info:
+        load_knowledge_base([write(tmp_path, twice)], include_user=False)
+    assert info.value.key == "id" and info.value.line == 12  # the second one

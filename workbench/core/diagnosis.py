@@ -36,9 +36,11 @@ _RECORD = re.compile(
 _TIMESTAMP = re.compile(r"(?<!\d)(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?!\d)")
 
 _TRACEBACK_START = r"Traceback \(most recent call last\):"
+# A bare `Exception: ...` counts too (vLLM raises it for a failed WorkerProc); a bare
+# `Error:` does not (too common in other tools' output).
 _EXCEPTION_NAME = (
-    r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*"
-    r"(?:Error|Exception|Exit|Interrupt|Unsupported|Failed|Failure)"
+    r"(?:(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*"
+    r"(?:Error|Exception|Exit|Interrupt|Unsupported|Failed|Failure)|Exception)"
 )
 _EXCEPTION_LINE = r"(?:^|\] |\) )" + _EXCEPTION_NAME + r"(?::|$)"
 _ERROR_RECORD = r"(?:^|\) )(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
@@ -117,6 +119,7 @@ class Finding:
     exception: str = ""
     note: str = ""
     after_stop: bool = False
+    platform: str = "any"
 
     def __post_init__(self) -> None:
         if self.last_seq < 0:
@@ -242,6 +245,11 @@ class Diagnosis:
     # -- hits --------------------------------------------------------------------------------
 
     def _signature_hit(self, sig: Signature, pattern_index: int, seq: int, line: str, update: Update) -> None:
+        source, _level, _ts, message = parse_record(line)
+        if source in self._tracebacks and message[:1] in (" ", "\t"):
+            # a frame or source line of an open traceback (`raise ValueError("No available
+            # memory ...`): the exception line below names the error, not the code
+            return
         phase = self.phases.current
         benign = sig.benign or phase in sig.benign_during
         existing = self.findings.get(sig.id)
@@ -253,7 +261,6 @@ class Diagnosis:
             existing.benign = existing.benign and benign
         else:
             captures = self.recogniser.matcher.captures(line, pattern_index)
-            source = parse_record(line)[0]
             finding = Finding(
                 id=sig.id,
                 title=sig.title,
@@ -268,12 +275,13 @@ class Diagnosis:
                 source=source,
                 note="benign here" if benign and not sig.benign else ("benign" if benign else ""),
                 after_stop=self.stop_seq is not None and seq >= self.stop_seq,
+                platform=sig.platform,
             )
             self.findings[sig.id] = finding
             update.new_findings.append(finding)
         self._mark(seq, "benign" if benign else sig.severity)
         if sig.severity == "error":
-            self._error_hits.append((seq, parse_record(line)[0]))
+            self._error_hits.append((seq, source))
 
     def _generic_hit(self, name: str, seq: int, line: str) -> None:
         source, level, _ts, message = parse_record(line)
@@ -287,8 +295,13 @@ class Diagnosis:
                 return  # e.g. "(Proc pid=1) ValueError:" inside a longer sentence
             exc_name = found.group(1).rsplit(".", 1)[-1]
             start = self._tracebacks.pop(source, None)
+            previous = self._last_exception.get(source)
             self._last_exception[source] = seq
             if exc_name in _BENIGN_EXCEPTIONS:
+                return
+            if start is None and previous is not None and seq - previous <= _EXCEPTION_TAIL:
+                # no new traceback: the message of the exception just above goes on
+                # (Dynamo's "BackendCompilerFailed: ... raised:" then the inner error)
                 return
             self._pending.append(
                 _PendingException(seq, source, line, exc_name, message.strip(), self.phases.current, False, start)
@@ -372,7 +385,8 @@ class Diagnosis:
 
     def root_cause(self) -> Finding | None:
         """The earliest error that is not a cascade (exceptions and known errors before bare
-        ERROR records); failing that, the earliest cascade."""
+        ERROR records); failing that, the earliest cascade. On one line, a platform-specific
+        signature wins over a generic one."""
         candidates = [
             f
             for f in self.findings.values()
@@ -381,14 +395,16 @@ class Diagnosis:
         if not candidates:
             return None
 
-        def rank(f: Finding) -> tuple[int, int]:
+        def rank(f: Finding) -> tuple[int, int, int]:
             if f.cascade:
                 tier = 2
             elif f.id == UNRECOGNISED and f.note == "error record":
                 tier = 1
             else:
                 tier = 0
-            return tier, f.first_seq
+            # two signatures on one line: the platform-specific one is the more precise name
+            # (npu_contiguous_interpolate over dynamo_error)
+            return tier, f.first_seq, 0 if f.platform != "any" else 1
 
         return min(candidates, key=rank)
 

@@ -248,6 +248,11 @@ def load_file(path: Path) -> tuple[list[Signature], list[PhaseMarker]]:
         if key in data and not isinstance(data[key], list):
             raise check.fail(f"{key!r} must be an array of tables ([[{key}]])", key)
     sigs = [_parse_signature(check, raw, i) for i, raw in enumerate(data.get("signature", []))]
+    seen: set[str] = set()
+    for i, sig in enumerate(sigs):
+        if sig.id in seen:
+            raise check.fail(f"signature #{i + 1}: duplicate signature id {sig.id!r}", "id", "signature", i)
+        seen.add(sig.id)
     phases = [_parse_phase(check, raw, i) for i, raw in enumerate(data.get("phase", []))]
     return sigs, phases
 
@@ -278,12 +283,8 @@ def load_knowledge_base(extra_dirs: list[Path] | None = None, include_user: bool
         else:
             raise DataFileError(str(directory), "signature directory not found")
         for path in paths:
-            sigs, phases = load_file(path)
-            seen_here: set[str] = set()
+            sigs, phases = load_file(path)  # ids are unique within a file
             for sig in sigs:
-                if sig.id in seen_here:
-                    raise DataFileError(str(path), f"duplicate signature id {sig.id!r}", None, "id")
-                seen_here.add(sig.id)
                 by_id[sig.id] = sig
             markers.extend(phases)
             files.append(str(path))
