@@ -67,3 +67,13 @@ def test_analyze_names_the_root_cause_of_every_fixture() -> None:
 def test_analyze_kv_cache_fixture_fills_the_max_model_len_action() -> None:
     result = json.loads(workbench("analyze", "--json", str(FIXTURES / "v0.11-kv-cache.log")).stdout)
     assert result["root_cause"]["actions"][0]["arg_delta"] == {"--max-model-len": "12288"}
+
+
+def test_a_reader_that_leaves_early_is_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    # `workbench signatures | head -1`: the pipe closes while we are still writing
+    done = subprocess.run(f"{sys.executable} -m workbench signatures test {FIXTURES / 'every-signature.log'} | head -1",
+                          shell=True, capture_output=True, text=True, timeout=60)
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -710,6 +712,9 @@ def main(argv: list[str] | None = None) -> int:
         return V.EXIT_USAGE
     except KeyboardInterrupt:
         return V.EXIT_INTERRUPTED
+    except BrokenPipeError:  # `workbench analyze LOG | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":
