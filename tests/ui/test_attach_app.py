@@ -74,3 +74,31 @@ async def test_control_client_relaunches_and_a_read_only_one_follows(session: st
     finally:
         driver.shutdown()
         watcher.shutdown()
+
+
+def test_a_late_client_shows_the_sessions_own_phase_times(session: str) -> None:
+    import json
+    import time
+
+    first = _engine(session, control=False)
+    try:
+        deadline = time.monotonic() + 60
+        while first.runs.get("r1") is None or first.runs["r1"].verdict != "healthy":
+            assert time.monotonic() < deadline, "r1 never became healthy"
+            time.sleep(0.1)
+        events_path = first.client.session_dir / "events.jsonl"
+    finally:
+        first.shutdown()
+    late = _engine(session, control=False)  # reads the whole log in one go
+    try:
+        run = late.runs["r1"]
+        deadline = time.monotonic() + 30
+        while not run.diagnosis.phases.reached("serving"):
+            assert time.monotonic() < deadline, "the mirror never reached serving"
+            time.sleep(0.1)
+        told = {e["phase"]: e["elapsed"] for e in map(json.loads, events_path.read_text().splitlines())
+                if e.get("kind") == "phase" and e.get("run") == "r1"}
+        shown = {r["name"]: r["start"] for r in run.diagnosis.phases.to_list()}
+        assert told and all(abs(shown[name] - start) < 0.01 for name, start in told.items()), (told, shown)
+    finally:
+        late.shutdown()

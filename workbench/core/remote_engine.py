@@ -22,6 +22,7 @@ from .events import (
     Launch,
     Message,
     Notice,
+    PhaseChanged,
     ProcessExited,
     Ready,
     Relaunch,
@@ -54,6 +55,7 @@ class MirrorRun(Run):
         self.started = time.monotonic() - max(0.0, time.time() - event.time)
         self.started_wall = event.time
         self._closing = threading.Event()
+        self._session_phase_starts: dict[str, float] = {}
         self._thread = threading.Thread(target=self._follow, name=f"wb-mirror-{self.id}", daemon=True)
         self._thread.start()
 
@@ -82,6 +84,26 @@ class MirrorRun(Run):
         with self.lock:
             self.diagnosis.finish()
         self.reader_done.set()
+
+    def _ingest(self, first_seq: int, lines: list[str], text: str, had_data: bool) -> None:
+        super()._ingest(first_seq, lines, text, had_data)
+        if lines and self._session_phase_starts:
+            self._align_phases()
+
+    def session_phase(self, name: str, elapsed: float) -> None:
+        """The session's own time for a phase: reading a history in one go must not make
+        every phase look instant."""
+        with self.lock:
+            self._session_phase_starts[name] = elapsed
+        self._align_phases()
+
+    def _align_phases(self) -> None:
+        with self.lock:
+            records = self.diagnosis.phases.records
+            for record in records:
+                record.start = self._session_phase_starts.get(record.name, record.start)
+            for before, after in zip(records, records[1:], strict=False):
+                before.seconds = max(0.0, after.start - before.start)
 
     def close(self) -> None:
         self._closing.set()
@@ -142,6 +164,8 @@ class RemoteEngine:
         elif isinstance(event, SmokeResult):
             run.smoke_results.append(SmokeOutcome(event.ok, event.status, event.latency, event.endpoint,
                                                   event.output, event.error))
+        elif isinstance(event, PhaseChanged):
+            run.session_phase(event.phase, event.elapsed)
         elif isinstance(event, StacksDumped):
             run.dump_paths.append(event.path)
             self.dumps[run.id] = load_dumps(run.dir)
