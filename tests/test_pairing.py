@@ -181,7 +181,8 @@ def test_two_clients_relaunch_sighup_history_and_stop(runtime: Path, port: int, 
     assert f"▶ {getpass.getuser()}@" in out and ": relaunch r1 with VLLM_LOGGING_LEVEL=DEBUG" in out
     assert "r2 verdict: healthy" in out and "r2 phase: serving" in out
     listed = workbench("sessions")
-    assert any(line.startswith(name) and " live " in line for line in listed.stdout.splitlines()), listed.stdout
+    assert any(line.startswith(name) and " live " in line and "r2:healthy" in line
+               for line in listed.stdout.splitlines()), listed.stdout  # verdicts from events: no summary yet
 
     # stop: the runs, the reaper and the daemon are gone, the port is free, the timeline kept
     daemon, tree = _daemon_tree(name, runtime)

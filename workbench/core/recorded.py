@@ -50,8 +50,11 @@ def list_sessions(root: Path | None = None) -> list[SessionInfo]:
         if not events.exists():
             continue
         summaries = _summaries(directory)
-        started = [e for e in read_events(directory) if e.get("kind") == "run_started"]
-        verdicts = {rid: s.get("verdict") for rid, s in summaries.items()}
+        events_read = read_events(directory)
+        started = [e for e in events_read if e.get("kind") == "run_started"]
+        # a live session has no summaries yet: its verdict events say as much
+        verdicts = {e.get("run"): e.get("verdict") for e in events_read if e.get("kind") == "verdict"}
+        verdicts.update({rid: s.get("verdict") for rid, s in summaries.items()})
         runs = [(e["run"], verdicts.get(e["run"])) for e in started]
         command = " ".join(started[0].get("argv", [])) if started else ""
         found.append(SessionInfo(directory, events.stat().st_mtime, runs, command))
