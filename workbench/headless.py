@@ -34,6 +34,7 @@ from .core.phases import PHASE_TITLES
 from .core.preflight import run_preflight
 from .core.run import Run
 from .core.sched import lower_thread_priority
+from .core.secrets import mask_argv
 from .core.settings import Settings
 from .core.signatures import KnowledgeBase
 from .core.text import sanitize
@@ -304,7 +305,7 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
         result = run.summary()
         result["tree"] = [p.to_dict() for p in tree]
         result["session_dir"] = str(session.dir)
-        result["command"] = argv
+        result["command"] = mask_argv(argv)  # the result is saved in the session
         if interrupted and run.verdict in (None, V.EXITED):
             result["verdict"] = result["verdict"] or V.EXITED
             result["reason"] = f"interrupted by signal {interrupted}"

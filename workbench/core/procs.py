@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import psutil
 from ptyprocess import PtyProcess
 
+from .secrets import mask_argv
+
 TOKEN_VAR = "WORKBENCH_SESSION"
 # The pump (pty -> log copier) carries this instead of the token: stopping a tree must not stop
 # its pump, or whatever the server prints while it shuts down (a traceback) is lost. The pump
@@ -144,7 +146,8 @@ def describe(procs: Iterable[psutil.Process], root_pid: int | None = None) -> li
                         pid=proc.pid,
                         ppid=ppid,
                         name=proc.name(),
-                        cmdline=" ".join(proc.cmdline())[:500],
+                        # shown and saved (summary.json): `--api-key VALUE` must not be
+                        cmdline=" ".join(mask_argv(proc.cmdline()))[:500],
                         status=proc.status(),
                         cpu_percent=proc.cpu_percent(None),
                         rss=proc.memory_info().rss,
