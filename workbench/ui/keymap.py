@@ -43,7 +43,8 @@ def load_bindings(user: Path | None = None) -> list[Binding]:
     if user.exists():
         for binding_id, spec in _read(user).items():
             if binding_id not in table:
-                raise DataFileError(str(user), f"no binding with id {binding_id!r}", None, binding_id)
+                raise DataFileError(str(user), f"no binding with id {binding_id!r}",
+                                    locate(user.read_text(encoding="utf-8"), binding_id), binding_id)
             table[binding_id] = {**table[binding_id], **spec}
     return [
         Binding(spec["key"], spec["action"], spec.get("description", ""), show=spec.get("show", True),
