@@ -130,7 +130,16 @@ class Run:
         self._ingest(*self.store.finish(), had_data=False)
         with self.lock:
             self._publish_update(self.diagnosis.finish(), 0, 0)
+        self.store.release()
         self.reader_done.set()
+        # the pty master is needed until the process is gone (input, resize); then give it back
+        self.exited.wait()
+        if self.proc is not None and not self.proc.closed:
+            try:
+                self.proc.fileobj.close()
+            except OSError:
+                pass
+            self.proc.closed = True  # so ptyprocess does not try to close (and kill) it again
 
     def _ingest(self, first_seq: int, lines: list[str], text: str, had_data: bool) -> None:
         now = time.monotonic()
