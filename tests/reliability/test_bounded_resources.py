@@ -60,7 +60,7 @@ def test_a_100_mb_line_without_newline(tmp_path: Path, no_leaks) -> None:
     assert growth < 200 * MB
 
 
-@pytest.mark.parametrize("size_mb", [256, pytest.param(1024, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("size_mb", [256, 1024])
 def test_a_flood(tmp_path: Path, size_mb: int, no_leaks) -> None:
     growth, took, lines = _produce(tmp_path, size_mb * MB, "flood")
     print(f"{size_mb} MB flood: {took:.1f} s ({size_mb / took:.0f} MB/s), RSS +{growth / MB:.0f} MB, {lines} lines")
