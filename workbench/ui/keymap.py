@@ -21,6 +21,8 @@ def user_keymap() -> Path:
 def _read(path: Path) -> dict[str, dict]:
     data, text = load_toml(path)
     table = data.get("bindings", {})
+    if not isinstance(table, dict):
+        raise DataFileError(str(path), "bindings must be a table of [bindings.ID]", locate(text, "bindings"), "bindings")
     unknown = set(data) - {"bindings"}
     if unknown:
         key = sorted(unknown)[0]
