@@ -34,8 +34,10 @@ from .core.phases import PHASE_TITLES
 from .core.preflight import run_preflight
 from .core.run import Run
 from .core.sched import lower_thread_priority
+from .core.secrets import mask_argv
 from .core.settings import Settings
 from .core.signatures import KnowledgeBase
+from .core.text import sanitize
 
 MARKS = {"error": "✖", "warning": "▲", "info": "•", "benign": "·"}
 COLOURS = {"error": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m", "benign": "\x1b[2m", "phase": "\x1b[1;35m"}
@@ -78,8 +80,9 @@ class Printer:
         self._thread.start()
 
     def note(self, text: str, kind: str = "phase") -> None:
+        # notes quote what the server answered (a smoke error body): neutralise it like the log
         with self._lock:
-            self._notes.append(self._paint(f"── {text}", kind))
+            self._notes.append(self._paint(f"── {sanitize(text)}", kind))
 
     def _paint(self, text: str, kind: str) -> str:
         if not self.colour or kind not in COLOURS:
@@ -299,7 +302,7 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
         printer.close()
         result = run.summary()
         result["session_dir"] = str(session.dir)
-        result["command"] = argv
+        result["command"] = mask_argv(argv)  # the result is saved in the session
         if interrupted and run.verdict in (None, V.EXITED):
             result["verdict"] = result["verdict"] or V.EXITED
             result["reason"] = f"interrupted by signal {interrupted}"

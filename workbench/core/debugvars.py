@@ -39,7 +39,10 @@ def _read(path: Path) -> list[DebugVar]:
         key = sorted(unknown)[0]
         raise DataFileError(str(path), f"unknown top-level key {key!r} (expected [vars.NAME])", locate(text, key), key)
     result = []
-    for name, spec in data.get("vars", {}).items():
+    table = data.get("vars", {})
+    if not isinstance(table, dict):
+        raise DataFileError(str(path), "vars must be a table of [vars.NAME]", locate(text, "vars"), "vars")
+    for name, spec in table.items():
         if not isinstance(spec, dict):
             raise DataFileError(str(path), f"vars.{name} must be a table", locate(text, name), name)
         for key, value in spec.items():

@@ -68,11 +68,17 @@ class LogStore:
                 self._tail.extend(lines)
         return first, lines, text
 
+    def release(self) -> None:
+        """The stream is over: give back the file descriptors (a session relaunching hundreds
+        of times must not run out); scrollback reopens the file when it needs it."""
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                os.close(self._fd)
+                os.close(self._read_fd)
+
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self._fd)
-            os.close(self._read_fd)
+        self.release()
 
     # -- reading (any thread) --------------------------------------------------------------
 
@@ -101,7 +107,14 @@ class LogStore:
             begin = self._starts[start]
             end = self._starts[stop] if stop < count else self._complete_end
             offsets = [self._starts[i] - begin for i in range(start, stop)]
-        blob = os.pread(self._read_fd, end - begin, begin)
+            if self.closed:
+                fd = os.open(self.path, os.O_RDONLY)
+                try:
+                    blob = os.pread(fd, end - begin, begin)
+                finally:
+                    os.close(fd)
+            else:
+                blob = os.pread(self._read_fd, end - begin, begin)
         pieces = [blob[a:b] for a, b in zip(offsets, [*offsets[1:], len(blob)], strict=True)]
         return [display_line(p) for p in pieces]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from .cmdline import probe_host
+from .text import sanitize
 
 SMOKE_PROMPT = "Say hello."
 
@@ -50,7 +51,8 @@ def probe_ready(url: str, timeout: float = 2.0) -> tuple[bool, str]:
         return False, f"HTTP {response.status_code}"
     try:
         models = response.json().get("data") or []
-        return True, str(models[0]["id"]) if models else ""
+        # the id is shown on screen: the server must not drive the user's terminal with it
+        return True, sanitize(str(models[0]["id"]).replace("\n", " ")) if models else ""
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return True, ""
 
@@ -109,11 +111,11 @@ def smoke(url: str, model: str = "", max_tokens: int = 8, timeout: float = 120.0
         return SmokeOutcome(False, None, time.monotonic() - started, endpoint, "", f"{type(exc).__name__}: {exc}")
     latency = time.monotonic() - started
     if response.status_code != 200:
-        return SmokeOutcome(False, response.status_code, latency, endpoint, "", response.text[:500])
+        return SmokeOutcome(False, response.status_code, latency, endpoint, "", sanitize(response.text[:500]))
     try:
         text = _text_of(response.json())
     except ValueError:
         return SmokeOutcome(False, 200, latency, endpoint, "", "the answer is not JSON")
     if not text.strip():
         return SmokeOutcome(False, 200, latency, endpoint, text, "empty output")
-    return SmokeOutcome(True, 200, latency, endpoint, text[:200])
+    return SmokeOutcome(True, 200, latency, endpoint, sanitize(text[:200]))

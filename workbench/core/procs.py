@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import termios
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,8 +18,26 @@ from dataclasses import dataclass
 import psutil
 from ptyprocess import PtyProcess
 
+from .secrets import mask_argv
+
 TOKEN_VAR = "WORKBENCH_SESSION"
+# The pump (pty -> log copier) carries this instead of the token: stopping a tree must not stop
+# its pump, or whatever the server prints while it shuts down (a traceback) is lost. The pump
+# ends by itself once the last holder of the pty is gone; the reaper kills a pump that lingers.
+PUMP_VAR = "WORKBENCH_PUMP"
 _PR_SET_PDEATHSIG = 1
+
+
+def _raw_output(fd: int = 1) -> None:
+    """Turn off output post-processing (OPOST) on the child's pty: without it the kernel turns
+    every "\n" into "\r\n" and the raw log would not be what the child wrote. The display
+    splits lines itself, and a terminal we copy bytes to (`--raw`) adds its own "\r"."""
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[1] &= ~termios.OPOST
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except (termios.error, OSError):  # not a terminal: nothing to turn off
+        pass
 
 
 def _die_with_parent() -> None:
@@ -30,9 +49,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def _prepare_child() -> None:
+    _raw_output()
+    _die_with_parent()
+
+
 def spawn(argv: list[str], env: dict[str, str], cwd: str | None, rows: int = 50, cols: int = 200) -> PtyProcess:
     """Start argv in a new session (and so a new process group) on a fresh pty."""
-    return PtyProcess.spawn(argv, cwd=cwd, env=env, dimensions=(rows, cols), preexec_fn=_die_with_parent)
+    return PtyProcess.spawn(argv, cwd=cwd, env=env, dimensions=(rows, cols), preexec_fn=_prepare_child)
 
 
 @dataclass
@@ -77,6 +101,26 @@ def token_holders(token: str) -> list[psutil.Process]:
     return found
 
 
+def pump_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a run's pump: marked as the session's pump, not as its child."""
+    out = {k: v for k, v in env.items() if k != TOKEN_VAR}
+    if TOKEN_VAR in env:
+        out[PUMP_VAR] = env[TOKEN_VAR]
+    return out
+
+
+def pump_holders(token: str) -> list[psutil.Process]:
+    """The session's live pumps."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(PUMP_VAR) == token and _alive(proc):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def tree(root_pid: int) -> list[psutil.Process]:
     """The root and all its live descendants (root first)."""
     try:
@@ -102,7 +146,8 @@ def describe(procs: Iterable[psutil.Process], root_pid: int | None = None) -> li
                         pid=proc.pid,
                         ppid=ppid,
                         name=proc.name(),
-                        cmdline=" ".join(proc.cmdline())[:500],
+                        # shown and saved (summary.json): `--api-key VALUE` must not be
+                        cmdline=" ".join(mask_argv(proc.cmdline()))[:500],
                         status=proc.status(),
                         cpu_percent=proc.cpu_percent(None),
                         rss=proc.memory_info().rss,

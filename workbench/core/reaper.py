@@ -12,12 +12,12 @@ import signal
 import subprocess
 import sys
 
-from .procs import token_holders
+from .procs import pump_holders, token_holders
 
 
 def start_reaper(token: str) -> subprocess.Popen:
     """Start the watchdog; keep the returned object alive as long as the engine lives."""
-    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_SESSION"}
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_SESSION", "WORKBENCH_PUMP")}
     return subprocess.Popen(
         [sys.executable, "-m", "workbench.core.reaper", token],
         stdin=subprocess.PIPE,
@@ -39,7 +39,9 @@ def stop_reaper(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def sweep(token: str, grace: float = 3.0) -> int:
+def sweep(token: str, grace: float = 3.0, pump_grace: float = 5.0) -> int:
+    """Kill the session's processes (SIGTERM, then SIGKILL), then give its pumps time to copy
+    what is left in the pty to the log; they end by themselves when the pty closes."""
     import psutil
 
     procs = token_holders(token)
@@ -61,7 +63,14 @@ def sweep(token: str, grace: float = 3.0) -> int:
             proc.kill()
         except psutil.Error:
             pass
-    return len(procs) + len(late)
+    pumps = pump_holders(token)
+    _gone, stuck = psutil.wait_procs(pumps, timeout=pump_grace)
+    for proc in stuck:  # a process without the token still holds the pty: stop copying anyway
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    return len(procs) + len(late) + len(stuck)
 
 
 def main(argv: list[str]) -> int:

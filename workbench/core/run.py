@@ -18,7 +18,7 @@ from .events import FindingRaised, LinesAppended, PhaseChanged
 from .logstore import LogStore
 from .plog import PlogTailer, plog_dirs
 from .probes import SmokeOutcome
-from .procs import ProcInfo, describe, tree
+from .procs import ProcInfo, describe, pump_env, tree
 from .pump import start_pump
 from .sched import lower_thread_priority
 from .settings import Settings
@@ -89,7 +89,7 @@ class Run:
         self.known_pids.add(proc.pid)
         self.started = time.monotonic()
         self.last_progress = self.started
-        self.pump = start_pump(proc.fd, str(self.store.path), env)
+        self.pump = start_pump(proc.fd, str(self.store.path), pump_env(env))  # outlives a stop: drains the pty
         # the plog tailer first: the reader stops it when the output ends, which can be at once
         self._plog = PlogTailer(plog_dirs(env), lambda: set(self.known_pids), self._ingest_plog)
         self._plog.start()
@@ -131,7 +131,16 @@ class Run:
         self._ingest(*self.store.finish(), had_data=False)
         with self.lock:
             self._publish_update(self.diagnosis.finish(), 0, 0)
+        self.store.release()
         self.reader_done.set()
+        # the pty master is needed until the process is gone (input, resize); then give it back
+        self.exited.wait()
+        if self.proc is not None and not self.proc.closed:
+            try:
+                self.proc.fileobj.close()
+            except OSError:
+                pass
+            self.proc.closed = True  # so ptyprocess does not try to close (and kill) it again
 
     def _ingest(self, first_seq: int, lines: list[str], text: str, had_data: bool) -> None:
         now = time.monotonic()

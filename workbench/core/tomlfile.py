@@ -46,7 +46,9 @@ def load_toml(path: Path | str) -> tuple[dict[str, Any], str]:
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_POSITION.search(str(exc))
         line = int(found.group(1)) if found else None
-        message = _TOML_POSITION.sub("", str(exc)).strip()
+        if line is None and "end of document" in str(exc):  # the last line is where it broke
+            line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        message = _TOML_POSITION.sub("", str(exc)).replace(" (at end of document)", "").strip()
         raise DataFileError(str(path), f"invalid TOML: {message}", line=line) from None
 
 

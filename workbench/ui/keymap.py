@@ -21,6 +21,8 @@ def user_keymap() -> Path:
 def _read(path: Path) -> dict[str, dict]:
     data, text = load_toml(path)
     table = data.get("bindings", {})
+    if not isinstance(table, dict):
+        raise DataFileError(str(path), "bindings must be a table of [bindings.ID]", locate(text, "bindings"), "bindings")
     unknown = set(data) - {"bindings"}
     if unknown:
         key = sorted(unknown)[0]
@@ -43,7 +45,8 @@ def load_bindings(user: Path | None = None) -> list[Binding]:
     if user.exists():
         for binding_id, spec in _read(user).items():
             if binding_id not in table:
-                raise DataFileError(str(user), f"no binding with id {binding_id!r}", None, binding_id)
+                raise DataFileError(str(user), f"no binding with id {binding_id!r}",
+                                    locate(user.read_text(encoding="utf-8"), binding_id), binding_id)
             table[binding_id] = {**table[binding_id], **spec}
     return [
         Binding(spec["key"], spec["action"], spec.get("description", ""), show=spec.get("show", True),

@@ -1,0 +1,173 @@
+"""Promise 1: no orphans. Whatever way the workbench ends, no process of a supervised tree
+survives and the server's port is free again.
+
+The tree (see `children.TREE`): a root that listens on the port and ignores SIGTERM, its child
+(ignores SIGTERM), and a grandchild that calls setsid() — it leaves the process group and the
+session — ignores SIGTERM and holds the listening socket too. Every process the test starts
+carries a fresh marker variable, so "nothing survives" also covers the workbench's own helpers
+(the reaper, the pump).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from ptyprocess import PtyProcess
+
+from tests.helpers import free_port
+from tests.reliability.children import (
+    MARKER,
+    TREE,
+    kill_marked,
+    marked,
+    port_free,
+    wait_until,
+    write_script,
+)
+from workbench.core.engine import Engine
+from workbench.core.session import Session
+from workbench.core.settings import Settings
+
+CLEANUP_BOUND = 20.0  # seconds from the workbench's end to nothing left (reaper: 3 s TERM grace)
+
+
+def tree_up(marker: str) -> bool:
+    """Root, child and setsid() grandchild are all running."""
+    roles = set()
+    for proc in marked(marker):
+        try:
+            cmd = proc.cmdline()
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            continue
+        if any(arg.endswith("tree.py") for arg in cmd):
+            roles.add("grandchild" if "grandchild" in cmd else "child" if "child" in cmd else "root")
+    return roles >= {"root", "child", "grandchild"}
+
+
+def assert_all_gone(marker: str, port: int, since: float) -> float:
+    gone = wait_until(lambda: not marked(marker) and port_free(port), CLEANUP_BOUND)
+    left = [(p.pid, p.name()) for p in marked(marker)]
+    assert gone, f"survivors: {left}; port {port} free: {port_free(port)}"
+    return time.monotonic() - since
+
+
+class Tui:
+    """The real TUI in a pty, its screen drained by a thread (as a terminal would)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = PtyProcess.spawn(argv, env=env, dimensions=(40, 140))
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.proc.read(65536)
+            except (EOFError, OSError, ValueError):  # ended, or the test closed the terminal
+                return
+
+
+@pytest.mark.parametrize("how", ["exit", "SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_headless_cli_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None:
+    """`run --headless`: the command ends by itself (its setsid() grandchild does not), or the
+    workbench gets Ctrl-C, SIGTERM, SIGHUP (the SSH session drops) or SIGKILL."""
+    marker, port = uuid.uuid4().hex, free_port()
+    tree = write_script(tmp_path, "tree.py", TREE)
+    argv = [sys.executable, "-m", "workbench", "run", "--headless", "--no-smoke", "--session-dir", str(tmp_path / "s"),
+            "--", sys.executable, str(tree), str(port), *(["exit"] if how == "exit" else [])]
+    wb = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          env={**os.environ, MARKER: marker})
+    try:
+        assert wait_until(lambda: tree_up(marker), 30), "the tree never came up"
+        assert not port_free(port)
+        if how != "exit":
+            wb.send_signal(getattr(signal, how))
+        since = time.monotonic()
+        code = wb.wait(timeout=60)
+        took = assert_all_gone(marker, port, since)
+        stderr = wb.stderr.read().decode(errors="replace")
+        assert "Traceback" not in stderr
+        if how == "SIGKILL":
+            assert code == -signal.SIGKILL
+        else:
+            assert code != 0 or how == "exit"
+        print(f"headless/{how}: clean in {took:.1f} s")
+    finally:
+        wb.kill()
+        kill_marked(marker)
+
+
+@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGHUP", "hangup", "SIGKILL"])
+def test_tui_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None:
+    """The TUI: quit with its key, SIGTERM, SIGHUP, its terminal closing under it (what an
+    SSH drop does), SIGKILL."""
+    marker, port = uuid.uuid4().hex, free_port()
+    tree = write_script(tmp_path, "tree.py", TREE)
+    tui = Tui([sys.executable, "-m", "workbench", "--", sys.executable, str(tree), str(port)],
+              {**os.environ, MARKER: marker})
+    try:
+        assert wait_until(lambda: tree_up(marker), 40), "the tree never came up"
+        time.sleep(0.5)  # the app is drawn and listening for keys
+        if how == "q":
+            tui.proc.write(b"q")
+        elif how == "hangup":
+            tui.proc.close(force=False)  # the master side goes away: the kernel sends SIGHUP
+        else:
+            os.kill(tui.proc.pid, getattr(signal, how))
+        since = time.monotonic()
+        took = assert_all_gone(marker, port, since)
+        print(f"tui/{how}: clean in {took:.1f} s")
+    finally:
+        if tui.proc.isalive():
+            tui.proc.kill(signal.SIGKILL)
+        kill_marked(marker)
+
+
+@pytest.mark.parametrize("what", ["stop-new", "shutdown-0", "shutdown-0.05", "shutdown-0.3", "stop-old-concurrently"])
+def test_stop_in_the_middle_of_a_relaunch(tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch, no_leaks) -> None:
+    """Engine level: a relaunch (stop the old tree, start a new one) races a stop or the
+    engine's shutdown. Nothing may survive the shutdown, and the port must be free."""
+    marker, port = uuid.uuid4().hex, free_port()
+    monkeypatch.setenv(MARKER, marker)
+    tree = write_script(tmp_path, "tree.py", TREE)
+    engine = Engine(Session(tmp_path / "s"), settings=Settings(stop_int_timeout=3, stop_term_timeout=2))
+    errors: list[BaseException] = []
+    try:
+        first = engine.launch([sys.executable, str(tree), str(port)])
+        assert wait_until(lambda: tree_up(marker), 30)
+
+        def relaunch() -> None:
+            try:
+                engine.relaunch(first.id, cause="test")
+            except (RuntimeError, KeyError) as exc:  # refused because the engine closed: fine
+                errors.append(exc)
+
+        worker = threading.Thread(target=relaunch)
+        worker.start()
+        if what == "stop-new":
+            worker.join(30)
+            second = engine.runs.get("r2")
+            assert second is not None
+            engine.stop(second.id)
+        elif what == "stop-old-concurrently":
+            engine.stop(first.id)
+            worker.join(30)
+        else:
+            time.sleep(float(what.split("-")[1]))
+        since = time.monotonic()
+        engine.shutdown()
+        worker.join(30)
+        assert not worker.is_alive()
+        took = assert_all_gone(marker, port, since)
+        print(f"relaunch/{what}: clean in {took:.1f} s ({errors or 'no error'})")
+    finally:
+        engine.shutdown()
+        kill_marked(marker)
