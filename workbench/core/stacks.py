@@ -148,7 +148,7 @@ def dump_process(pid: int, native: bool = False, locals_: bool = False, timeout:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                 stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        dump.error = f"abandoned after {timeout:.0f} s (py-spy did not answer)"
+        dump.error = f"abandoned after {timeout:g} s (py-spy did not answer)"
         return dump
     finally:
         dump.seconds = time.monotonic() - started
