@@ -232,14 +232,15 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str | None,
-         env_delta: dict[str, str | None] | None = None) -> int:
+         env_delta: dict[str, str | None] | None = None, matrix=None) -> int:
     try:
         from .ui.app import run_app
         from .ui.layouts import load_layout
     except ImportError as exc:
         raise UsageError(f"the TUI is not available: {exc}") from None
     load_layout(layout or "single")  # a bad layout is refused before anything is launched
-    return run_app(command, layout=layout, kb=kb, settings=settings, session_dir=session_dir, env_delta=env_delta)
+    return run_app(command, layout=layout, kb=kb, settings=settings, session_dir=session_dir, env_delta=env_delta,
+                   matrix=matrix)
 
 
 def _detachable(command: list[str], args: argparse.Namespace, settings, signatures: list[str],
@@ -444,8 +445,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         RecipeError,
         attempts_table,
         bisect_limit,
+        check_replayable,
         parse_range,
         print_line,
+        recipe_settings,
         replay_once,
         run_matrix,
     )
@@ -454,6 +457,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args.signatures)
     settings = _settings_default()
     try:
+        if args.matrix and not (args.headless or args.json) and sys.stdout.isatty():
+            check_replayable(recipe)  # a missing secret is said here, not inside the TUI
+            return _tui([], args.layout, kb, recipe_settings(recipe, settings), None, matrix=(recipe, args.python))
         if args.matrix or args.bisect:
             attempts = []
 

@@ -12,6 +12,7 @@ import io
 import json
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 import httpx
 
 from .core import verdicts as V
+from .core.facade import EngineFacade
 from .core.recipe import Recipe, SmokeRequest
 from .core.run import Run
 from .core.settings import Settings
@@ -78,9 +80,17 @@ class Attempt:
                 "seconds": self.result.get("seconds"), "session": self.result.get("session_dir")}
 
 
-def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: str | None = None,
-                set_args: dict[str, str] | None = None, port: int | None = None, quiet: bool = True,
-                stream: TextIO | None = None, session_dir: str | None = None, python: str | None = None) -> Attempt:
+def recipe_settings(recipe: Recipe, settings: Settings) -> Settings:
+    """The settings with the recipe's own timeouts."""
+    settings = copy.copy(settings)
+    if recipe.startup_timeout is not None:
+        settings.startup_timeout = float(recipe.startup_timeout)
+    if recipe.stall_window is not None:
+        settings.stall_window = float(recipe.stall_window)
+    return settings
+
+
+def check_replayable(recipe: Recipe, variant: str | None = None) -> None:
     missing = recipe.missing_env()
     if missing:
         raise RecipeError(f"{recipe.path or recipe.name}: set {', '.join(missing)} in the environment "
@@ -88,6 +98,12 @@ def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: 
     if variant is not None and variant not in recipe.variants:
         raise RecipeError(f"{recipe.path or recipe.name}: no variant {variant!r} "
                           f"(known: {', '.join(recipe.variants) or 'none'})")
+
+
+def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: str | None = None,
+                set_args: dict[str, str] | None = None, port: int | None = None, quiet: bool = True,
+                stream: TextIO | None = None, session_dir: str | None = None, python: str | None = None) -> Attempt:
+    check_replayable(recipe, variant)
     argv, env, cwd = recipe.resolve(variant, port if port is not None else free_port(), python=python)
     change = recipe.variants[variant].label() if variant else ""
     if set_args:
@@ -95,11 +111,7 @@ def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: 
 
         argv = apply_arg_delta(argv, dict(set_args))
         change = " ".join(f"{k} {v}" for k, v in set_args.items())
-    settings = copy.copy(settings)
-    if recipe.startup_timeout is not None:
-        settings.startup_timeout = float(recipe.startup_timeout)
-    if recipe.stall_window is not None:
-        settings.stall_window = float(recipe.stall_window)
+    settings = recipe_settings(recipe, settings)
     captured: dict[str, Any] = {}
     smokes: list[dict[str, Any]] = []
 
@@ -150,6 +162,43 @@ def run_matrix(recipe: Recipe, settings: Settings, kb: KnowledgeBase,
         if progress:
             progress(attempt)
     return attempts, matrix_conclusion(attempts)
+
+
+def run_matrix_on_engine(engine: EngineFacade, recipe: Recipe, python: str | None = None,
+                         on_launch: Callable[[Run], None] | None = None,
+                         on_attempt: Callable[[list[Attempt]], None] | None = None,
+                         cancelled: Callable[[], bool] = lambda: False, poll: float = 0.2) -> tuple[list[Attempt], str]:
+    """The isolation matrix through an engine a face already has, so every run stays in its
+    session and on screen: launch, wait for the verdict, the recipe's smokes, stop, next."""
+    check_replayable(recipe)
+    attempts: list[Attempt] = []
+    for variant in [None, *recipe.variants]:
+        if cancelled():
+            break
+        argv, env, cwd = recipe.resolve(variant, free_port(), python=python)
+        name = variant or "base"
+        run = engine.launch(argv, env, cwd, label=name, cause=f"matrix: {name}")
+        if on_launch:
+            on_launch(run)
+        while run.verdict is None and not cancelled():
+            time.sleep(poll)
+        result = run.summary()
+        smokes = []
+        if run.verdict == V.HEALTHY:
+            for smoke in recipe.smoke:
+                smokes.append(send_smoke(run.ready_url or "", run.model_id, smoke))
+                if not smokes[-1]["ok"]:
+                    result["verdict"] = V.FALSE_READY
+                    result["reason"] = f"smoke {smokes[-1]['name']} failed: {smokes[-1]['status']}"
+                    break
+        if run.alive:
+            engine.stop(run.id, cause="matrix: next variant")
+        attempt = Attempt(name, recipe.variants[variant].label() if variant else "", result, smokes=smokes)
+        attempt.matched = outcome_matches(recipe.expect, result)
+        attempts.append(attempt)
+        if on_attempt:
+            on_attempt(list(attempts))
+    return attempts, matrix_conclusion(attempts) if attempts else "cancelled"
 
 
 def parse_range(text: str) -> tuple[float, float, bool]:

@@ -346,3 +346,27 @@ async def test_graph_capture_note_follow_pause_panes_next_run_native_dump_and_st
         assert app.focus_index == 1 and app.panes[1].has_class("focused") and app.current_run().id == app.runs[1]
         await pilot.press("greater_than_sign")  # this pane now shows the other run
         assert app.pane_runs[1] == app.runs[0]
+
+
+@pytest.mark.asyncio
+async def test_isolation_matrix_fills_its_table_as_runs_end(tmp_path, no_leaks) -> None:
+    from workbench.core.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "graph-capture-isolation.toml")
+    app = make_app([], settings=Settings(stall_window=30), session_dir=str(tmp_path / "session"),
+                   matrix=(recipe, None))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: app.current_run() is not None, what="the base run")
+            await wait_for(lambda: "base" in text_of(app, "#conclusion"), timeout=60, what="the first row")
+            assert "running the next variant" in text_of(app, "#conclusion")
+            await wait_for(lambda: "conclusion:" in text_of(app, "#conclusion"), timeout=120, what="the conclusion")
+            table = text_of(app, "#conclusion")
+            assert "fails in graph mode only (cuda_oom)" in table and "--enforce-eager" in table
+            rows = {line.split()[0]: line for line in table.splitlines()[1:] if line.split()}
+            assert "failed" in rows["base"] and "healthy" in rows["eager"] and "shorter-context" in rows
+            assert len(app.runs) == 1 + len(recipe.variants)  # every variant ran in this session, in turn
+            assert not any(app.engine.runs[r].alive for r in app.runs)  # each stopped before the next
+            await pilot.press("q")
+    finally:
+        app.engine.shutdown()

@@ -28,6 +28,7 @@ from ..core.engine import Engine, session_for
 from ..core.events import Message, Notice, ProfileRecorded, SmokeResult, StacksDumped, Verdict
 from ..core.facade import EngineFacade
 from ..core.gpu import gpu_memory_by_pid
+from ..core.recipe import Recipe
 from ..core.run import Run
 from ..core.settings import Settings
 from ..core.signatures import KnowledgeBase, load_knowledge_base
@@ -64,9 +65,11 @@ class WorkbenchApp(App):
 
     def __init__(self, command: list[str], engine: EngineFacade, env_delta: dict | None = None,
                  layout: Layout | None = None, debug_vars: list[DebugVar] | None = None,
-                 launch: bool = True) -> None:
+                 launch: bool = True, matrix: tuple[Recipe, str | None] | None = None) -> None:
         super().__init__()
         self.command = command
+        self.matrix = matrix  # (recipe, python): run its isolation matrix instead of the command
+        self.matrix_text: str | None = None
         self.engine = engine
         self.env_delta: dict[str, str | None] = dict(env_delta or {})
         self.layout_spec = layout or load_layout("single")
@@ -94,7 +97,9 @@ class WorkbenchApp(App):
 
     def on_mount(self) -> None:
         self._after_layout()
-        if self.launch_on_mount and self.command:
+        if self.matrix is not None:
+            self.run_matrix(*self.matrix)
+        elif self.launch_on_mount and self.command:
             self.launch(self.command, self.env_delta, "launch")
         self.set_interval(REFRESH, self.refresh_view)
 
@@ -137,6 +142,30 @@ class WorkbenchApp(App):
     def launch(self, argv: list[str], env_delta: dict, cause: str) -> None:
         run = self.engine.launch(argv, env_delta, cause=cause)
         self.call_from_thread(self.place_run, run, self.focus_index)
+
+    @work(thread=True, exit_on_error=False, group="matrix")
+    def run_matrix(self, recipe: Recipe, python: str | None) -> None:
+        """The recipe's base and variants one after another in the focused pane; the table
+        fills as runs end, then the conclusion."""
+        from ..replay import attempts_table, run_matrix_on_engine
+
+        def shown(run: Run) -> None:
+            self.call_from_thread(self.place_run, run, self.focus_index)
+            self.call_from_thread(self.note, f"matrix: {run.spec.label} is {run.id}")
+
+        def progress(attempts: list) -> None:
+            self.call_from_thread(self.show_matrix, attempts_table(attempts), None)
+
+        attempts, verdict = run_matrix_on_engine(self.engine, recipe, python, shown, progress,
+                                                 cancelled=lambda: self.engine.closed or not self.is_running)
+        if attempts and not self.engine.closed:
+            self.call_from_thread(self.show_matrix, attempts_table(attempts), verdict)
+
+    def show_matrix(self, table: str, verdict: str | None) -> None:
+        self.matrix_text = table + (f"conclusion: {verdict}" if verdict else "running the next variant…")
+        if verdict:
+            self.note(f"matrix: {verdict}")
+        self._refresh_conclusion()
 
     def place_run(self, run: Run, pane_index: int) -> None:
         if run.id not in self.runs:
@@ -527,6 +556,10 @@ class WorkbenchApp(App):
 
     def _refresh_conclusion(self) -> None:
         widget = self.query_one("#conclusion", Static)
+        if self.matrix_text is not None:
+            widget.update(escape(self.matrix_text))
+            widget.display = True
+            return
         if self.pair is None:
             widget.display = False
             return
@@ -559,20 +592,22 @@ class WorkbenchApp(App):
 
 def make_app(command: list[str], kb: KnowledgeBase | None = None, settings: Settings | None = None,
              session_dir: str | None = None, env_delta: dict | None = None, layout: str = "single",
-             launch: bool = True) -> WorkbenchApp:
+             launch: bool = True, matrix: tuple[Recipe, str | None] | None = None) -> WorkbenchApp:
     """The app factory tests use without the CLI. Bindings, layouts and debug variables come
     from data; a bad file fails here, before anything is launched."""
     app_class = type("WorkbenchApp", (WorkbenchApp,), {"BINDINGS": load_bindings()})
     chosen = load_layout(layout)
     debug_vars = load_debug_vars()
-    session = session_for(session_dir, name=os.path.basename(command[0]) if command else "session")
+    name = os.path.basename(command[0]) if command else (matrix[0].name if matrix else "session")
+    session = session_for(session_dir, name=name)
     engine = Engine(session, kb if kb is not None else load_knowledge_base(), settings or Settings())
-    return app_class(command, engine, env_delta, chosen, debug_vars, launch)
+    return app_class(command, engine, env_delta, chosen, debug_vars, launch, matrix)
 
 
 def run_app(command: list[str], layout: str | None = None, kb: KnowledgeBase | None = None,
-            settings: Settings | None = None, session_dir: str | None = None, env_delta: dict | None = None) -> int:
-    app = make_app(command, kb, settings, session_dir, env_delta, layout or "single")
+            settings: Settings | None = None, session_dir: str | None = None, env_delta: dict | None = None,
+            matrix: tuple[Recipe, str | None] | None = None) -> int:
+    app = make_app(command, kb, settings, session_dir, env_delta, layout or "single", matrix=matrix)
     try:
         app.run()
     finally:
