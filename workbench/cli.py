@@ -215,7 +215,6 @@ def _tui(command: list[str], layout: str | None, kb, settings, session_dir: str 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .core.analyze import LogInputError, analyze_path
     from .core.diagnosis import Recogniser
-    from .headless import summary_text
 
     recogniser = Recogniser(_knowledge_base(args.signatures))
     results = []
@@ -229,6 +228,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=None) + "\n")
     else:
+        from .headless import summary_text  # the engine and httpx: not needed for --json
+
         for d in dicts:
             sys.stdout.write(f"== {d['source']} ({d['lines']} lines)\n")
             sys.stdout.write(summary_text({**d, "reason": _analysis_reason(d)}, sys.stdout.isatty()))
