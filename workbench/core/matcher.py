@@ -18,14 +18,13 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from pathlib import Path
 
+from .text import has_controls
+
 try:  # optional: wheels exist for x86_64 and aarch64 Linux
     import hyperscan as _hyperscan
 except ImportError:  # pragma: no cover - depends on the platform
     _hyperscan = None
 
-# Bytes that make a block's display text differ from its raw bytes (controls, escapes, `\r`);
-# non-ASCII is checked separately with `bytes.isascii`.
-_UNCLEAN = rb"[\x00-\x08\x0b-\x1f\x7f]"
 
 
 class Matcher:
@@ -35,7 +34,6 @@ class Matcher:
         self._compiled: list[re.Pattern[str] | None] = [None] * len(self.patterns)
         self.backend = backend or ("hyperscan" if _hyperscan is not None else "re")
         self._db = None
-        self._unclean = None
         if self.backend == "hyperscan" and self.patterns:
             if _hyperscan is None:
                 raise RuntimeError("hyperscan is not installed")
@@ -67,11 +65,9 @@ class Matcher:
         not plain printable ASCII (its display text differs) or there is no Hyperscan."""
         if self._db is None or not blob.isascii():
             return None
-        if self._unclean is None:
-            self._unclean = _compile([_UNCLEAN], _hyperscan.HS_FLAG_SINGLEMATCH)
-        dirty: list[int] = []
-        self._unclean.scan(blob, match_event_handler=lambda *_a: dirty.append(1))  # reported once
-        if dirty:
+        if b"\r" in blob:  # a pty's "\r\n": the "\r" is folded away; the newlines stay put
+            blob = blob.replace(b"\r\n", b"\n")
+        if has_controls(blob):
             return None
         ends: list[tuple[int, int]] = []
         self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)))

@@ -11,6 +11,12 @@ of lines is preserved.
 from __future__ import annotations
 
 import re
+import threading
+
+try:  # optional: a control-byte check at memory speed; `bytes.translate` otherwise
+    import hyperscan as _hyperscan
+except ImportError:  # pragma: no cover - depends on the platform
+    _hyperscan = None
 
 # ESC-introduced sequences. None of these may consume "\n": line counts must survive.
 _ESCAPE_SEQUENCE = re.compile(
@@ -61,9 +67,37 @@ def sanitize(text: str) -> str:
     return text.translate(_TRANSLATE)
 
 
+# Every C0 control but tab and newline (so also "\\r" and ESC), and DEL.
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+_local = threading.local()  # a Hyperscan database's scratch space is not shared across threads
+
+
+def has_controls(blob: bytes) -> bool:
+    """Does `blob` hold a byte of `_CONTROL_BYTES`?"""
+    if _hyperscan is None:
+        return len(blob.translate(None, _CONTROL_BYTES)) != len(blob)
+    db = getattr(_local, "controls", None)
+    if db is None:
+        db = _local.controls = _hyperscan.Database(mode=_hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=[rb"[\x00-\x08\x0b-\x1f\x7f]"], ids=[0], elements=1,
+                   flags=[_hyperscan.HS_FLAG_SINGLEMATCH])
+    found: list[int] = []
+    db.scan(blob, match_event_handler=lambda *_a: found.append(1))  # reported once
+    return bool(found)
+
+
 def display_text(raw_lines: list[bytes]) -> str:
     """Display text of complete raw lines (without their "\\n"), joined by "\\n"."""
-    text = b"\n".join(raw_lines).decode("utf-8", "replace")
+    blob = b"\n".join(raw_lines)
+    if blob.isascii():
+        # The common case, without a pass per line: a pty turns "\\n" into "\\r\\n", and one
+        # "\\r" before a newline is what folding drops; then plain ASCII is its own display text.
+        plain = blob.replace(b"\r\n", b"\n")
+        if plain.endswith(b"\r"):
+            plain = plain[:-1]
+        if not has_controls(plain):
+            return plain.decode("ascii")
+    text = blob.decode("utf-8", "replace")
     if "\r" in text:
         text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
     return sanitize(text)
