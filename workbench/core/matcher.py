@@ -72,8 +72,9 @@ class Matcher:
         ends: list[tuple[int, int]] = []
         self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)))
         anchors: dict[int, int] = {}  # line index -> offset of its first byte
-        candidates = _locate(blob, b"\n", ends, anchors)
-        lines = RawLines(blob, blob.count(b"\n"), anchors)
+        counted: list[int] = [0, 0]  # newlines before `pos`, pos: where the walk stopped
+        candidates = _locate(blob, b"\n", ends, anchors, counted)
+        lines = RawLines(blob, counted[0] + blob.count(b"\n", counted[1]), anchors)
         rx = self._rx
         return [(li, pi) for li, pi in candidates if rx(pi).search(lines[li])], lines
 
@@ -186,10 +187,11 @@ def _load_database(patterns: Sequence[str]):
     return db
 
 
-def _locate(blob, newline, ends: list[tuple[int, int]],
-            anchors: dict[int, int] | None = None) -> list[tuple[int, int]]:
+def _locate(blob, newline, ends: list[tuple[int, int]], anchors: dict[int, int] | None = None,
+            counted: list[int] | None = None) -> list[tuple[int, int]]:
     """Map match end offsets to line indexes; one entry per (line, pattern). With `anchors`,
-    also record where each hit line starts."""
+    also record where each hit line starts; with `counted`, leave [newlines counted, offset
+    counted to] in it, so the caller need not count that stretch again."""
     if not ends:
         return []
     ends.sort()
@@ -209,5 +211,7 @@ def _locate(blob, newline, ends: list[tuple[int, int]],
             out.append(key)
             if anchors is not None and line not in anchors:
                 anchors[line] = blob.rfind(newline, 0, last) + 1
+    if counted is not None:
+        counted[:] = [line, pos]
     out.sort()
     return out
