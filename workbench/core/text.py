@@ -29,6 +29,8 @@ _ESCAPE_SEQUENCE = re.compile(
     re.VERBOSE,
 )
 
+_ESCAPE_SEQUENCE_BYTES = re.compile(_ESCAPE_SEQUENCE.pattern.encode(), re.VERBOSE)
+
 # Anything that is not plain printable text (tab and newline are allowed through).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -95,6 +97,8 @@ def display_text(raw_lines: list[bytes]) -> str:
         plain = blob.replace(b"\r\n", b"\n")
         if plain.endswith(b"\r"):
             plain = plain[:-1]
+        if b"\x1b" in plain and b"\r" not in plain:  # colours (vLLM's own): strip them as bytes
+            plain = _ESCAPE_SEQUENCE_BYTES.sub(b"", plain)
         if not has_controls(plain):
             return plain.decode("ascii")
     text = blob.decode("utf-8", "replace")
