@@ -10,6 +10,7 @@ of lines is preserved.
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 
@@ -30,6 +31,7 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 
 _ESCAPE_SEQUENCE_BYTES = re.compile(_ESCAPE_SEQUENCE.pattern.encode(), re.VERBOSE)
+_RSTRIP_CR = operator.methodcaller("rstrip", b"\r")
 
 # Anything that is not plain printable text (tab and newline are allowed through).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -90,17 +92,19 @@ def has_controls(blob: bytes) -> bool:
 
 def display_text(raw_lines: list[bytes]) -> str:
     """Display text of complete raw lines (without their "\\n"), joined by "\\n"."""
-    blob = b"\n".join(raw_lines)
-    if blob.isascii():
-        # The common case, without a pass per line: a pty turns "\\n" into "\\r\\n", and one
-        # "\\r" before a newline is what folding drops; then plain ASCII is its own display text.
-        plain = blob.replace(b"\r\n", b"\n")
-        if plain.endswith(b"\r"):
-            plain = plain[:-1]
-        if b"\x1b" in plain and b"\r" not in plain:  # colours (vLLM's own): strip them as bytes
+    if raw_lines and raw_lines[0].endswith(b"\r"):
+        # a pty turns "\n" into "\r\n": drop the trailing "\r"s as folding does, in C
+        plain = b"\n".join(map(_RSTRIP_CR, raw_lines))
+    else:
+        plain = b"\n".join(raw_lines)
+    if plain.isascii() and b"\r" not in plain:
+        # The common case, without a pass per line in Python: plain ASCII is its own display
+        # text once colour escapes (vLLM's own) are stripped.
+        if b"\x1b" in plain:
             plain = _ESCAPE_SEQUENCE_BYTES.sub(b"", plain)
         if not has_controls(plain):
             return plain.decode("ascii")
+    blob = b"\n".join(raw_lines)
     text = blob.decode("utf-8", "replace")
     if "\r" in text:
         text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
