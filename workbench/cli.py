@@ -292,7 +292,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .core.analyze import LogInputError, analyze_path
     from .core.diagnosis import Recogniser
-    from .headless import summary_text
 
     recogniser = Recogniser(_knowledge_base(args.signatures))
     results = []
@@ -306,6 +305,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=None) + "\n")
     else:
+        from .headless import summary_text  # the engine and httpx: not needed for --json
+
         for d in dicts:
             sys.stdout.write(f"== {d['source']} ({d['lines']} lines)\n")
             sys.stdout.write(summary_text({**d, "reason": _analysis_reason(d)}, sys.stdout.isatty()))

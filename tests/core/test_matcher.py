@@ -26,3 +26,16 @@ def test_backends_agree(backend: str) -> None:
 def test_hits_never_span_two_lines() -> None:
     m = M.Matcher([r"alpha\s+beta"], backend="hyperscan" if M._hyperscan else "re")
     assert m.scan(["alpha", "beta", "alpha  beta"]) == [(2, 0)]
+
+
+def test_raw_scan_agrees_with_display_scan() -> None:
+    if M._hyperscan is None:
+        pytest.skip("hyperscan has no wheel for this platform")
+    m = M.Matcher(PATTERNS)
+    blob = ("\n".join(LINES) + "\n").encode()
+    hits, lines = m.scan_raw(blob)
+    assert hits == EXPECTED
+    assert list(lines) == LINES
+    assert lines[3] == LINES[3] and lines[-1] == LINES[-1]
+    assert m.scan_raw(b"\x1b[31mCUDA out of memory\x1b[0m\n") is None  # display text differs
+    assert m.scan_raw("caf\u00e9\n".encode()) is None

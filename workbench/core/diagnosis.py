@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, insort
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -198,13 +199,16 @@ class Diagnosis:
 
     # -- feeding -----------------------------------------------------------------------------
 
-    def feed(self, first_seq: int, lines: list[str], now: float | None = None, text: str | None = None) -> Update:
+    def feed(self, first_seq: int, lines: Sequence[str], now: float | None = None, text: str | None = None,
+             hits: list[tuple[int, int]] | None = None) -> Update:
         """Process lines [first_seq, first_seq + len(lines)); `now` is seconds since start
-        for a live run, or None to take phase times from the log's own timestamps."""
+        for a live run, or None to take phase times from the log's own timestamps. `hits`, if
+        given, are the matcher's hits in `lines` already found by the caller."""
         update = Update()
         if not lines:
             return update
-        hits = self.recogniser.matcher.scan(lines, text)
+        if hits is None:
+            hits = self.recogniser.matcher.scan(lines, text)
         targets = self.recogniser.targets
         non_progress = self.recogniser.non_progress_ids
         non_progress_lines = 0
@@ -416,7 +420,7 @@ class Diagnosis:
 
     # -- offline time ------------------------------------------------------------------------
 
-    def _offline_time(self, lines: list[str], index: int) -> float:
+    def _offline_time(self, lines: Sequence[str], index: int) -> float:
         for i in range(index, max(-1, index - 200), -1):
             stamp = log_timestamp(lines[i])
             if stamp is not None:
@@ -431,7 +435,7 @@ class Diagnosis:
             self._log_origin = log_timestamp(line)
 
 
-def _stamp_text(lines: list[str], index: int) -> str | None:
+def _stamp_text(lines: Sequence[str], index: int) -> str | None:
     for i in range(index, max(-1, index - 200), -1):
         found = _TIMESTAMP.search(lines[i])
         if found:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # imported where used: httpx costs ~80 ms of start-up before the first frame
+    import httpx
 
 from .cmdline import probe_host
 from .text import sanitize
@@ -43,6 +45,8 @@ def base_url(host: str, port: int) -> str:
 
 def probe_ready(url: str, timeout: float = 2.0) -> tuple[bool, str]:
     """(ready, model id or the reason it is not ready) from GET /v1/models."""
+    import httpx
+
     try:
         response = httpx.get(f"{url}/v1/models", timeout=timeout)
     except httpx.HTTPError as exc:
@@ -58,6 +62,8 @@ def probe_ready(url: str, timeout: float = 2.0) -> tuple[bool, str]:
 
 
 def probe_health(url: str, timeout: float = 2.0) -> bool:
+    import httpx
+
     try:
         return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
@@ -95,6 +101,8 @@ def _text_of(payload: dict) -> str:
 
 def smoke(url: str, model: str = "", max_tokens: int = 8, timeout: float = 120.0) -> SmokeOutcome:
     """One chat request (a completion if the model has no chat template)."""
+    import httpx
+
     if not model:
         ok, found = probe_ready(url)
         model = found if ok else ""

@@ -116,6 +116,10 @@ class Run:
                 data = os.read(fd, READ_SIZE)
                 if data:
                     self._ingest(*self.store.ingest(data), had_data=True)
+                    if len(data) < READ_SIZE:
+                        # caught up: nap, so a flood arrives in big batches — per-batch work
+                        # (events, locks, wakeups) would otherwise take CPU from the child
+                        time.sleep(IDLE_POLL)
                     continue
                 if self.pump is not None and self.pump.poll() is not None:
                     data = os.read(fd, READ_SIZE)  # the last bytes written before it exited

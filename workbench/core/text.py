@@ -10,7 +10,14 @@ of lines is preserved.
 
 from __future__ import annotations
 
+import operator
 import re
+import threading
+
+try:  # optional: a control-byte check at memory speed; `bytes.translate` otherwise
+    import hyperscan as _hyperscan
+except ImportError:  # pragma: no cover - depends on the platform
+    _hyperscan = None
 
 # ESC-introduced sequences. None of these may consume "\n": line counts must survive.
 _ESCAPE_SEQUENCE = re.compile(
@@ -22,6 +29,9 @@ _ESCAPE_SEQUENCE = re.compile(
     """,
     re.VERBOSE,
 )
+
+_ESCAPE_SEQUENCE_BYTES = re.compile(_ESCAPE_SEQUENCE.pattern.encode(), re.VERBOSE)
+_RSTRIP_CR = operator.methodcaller("rstrip", b"\r")
 
 # Anything that is not plain printable text (tab and newline are allowed through).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -61,9 +71,41 @@ def sanitize(text: str) -> str:
     return text.translate(_TRANSLATE)
 
 
+# Every C0 control but tab and newline (so also "\\r" and ESC), and DEL.
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+_local = threading.local()  # a Hyperscan database's scratch space is not shared across threads
+
+
+def has_controls(blob: bytes) -> bool:
+    """Does `blob` hold a byte of `_CONTROL_BYTES`?"""
+    if _hyperscan is None:
+        return len(blob.translate(None, _CONTROL_BYTES)) != len(blob)
+    db = getattr(_local, "controls", None)
+    if db is None:
+        db = _local.controls = _hyperscan.Database(mode=_hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=[rb"[\x00-\x08\x0b-\x1f\x7f]"], ids=[0], elements=1,
+                   flags=[_hyperscan.HS_FLAG_SINGLEMATCH])
+    found: list[int] = []
+    db.scan(blob, match_event_handler=lambda *_a: found.append(1))  # reported once
+    return bool(found)
+
+
 def display_text(raw_lines: list[bytes]) -> str:
     """Display text of complete raw lines (without their "\\n"), joined by "\\n"."""
-    text = b"\n".join(raw_lines).decode("utf-8", "replace")
+    if raw_lines and raw_lines[0].endswith(b"\r"):
+        # a pty turns "\n" into "\r\n": drop the trailing "\r"s as folding does, in C
+        plain = b"\n".join(map(_RSTRIP_CR, raw_lines))
+    else:
+        plain = b"\n".join(raw_lines)
+    if plain.isascii() and b"\r" not in plain:
+        # The common case, without a pass per line in Python: plain ASCII is its own display
+        # text once colour escapes (vLLM's own) are stripped.
+        if b"\x1b" in plain:
+            plain = _ESCAPE_SEQUENCE_BYTES.sub(b"", plain)
+        if not has_controls(plain):
+            return plain.decode("ascii")
+    blob = b"\n".join(raw_lines)
+    text = blob.decode("utf-8", "replace")
     if "\r" in text:
         text = "\n".join(fold_carriage_returns(part) for part in text.split("\n"))
     return sanitize(text)
