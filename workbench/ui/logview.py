@@ -132,6 +132,8 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
             self.filter_scanned = end
         rows = len(self.matches) if self.filter is not None else total
         if rows == self.rows and self.size.width and self.virtual_size.height == rows:
+            if self.follow and self.scroll_y != self.max_scroll_y:  # resized, or a scrollbar came
+                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
             return
         now = time.monotonic()
         if self.rows < rows and self.rows and now - self._drawn_at < ARRIVAL_FRAME:
@@ -141,8 +143,8 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
             self._window_start = -1
         self.rows = rows
         self.virtual_size = Size(max(self.widest, self.size.width), rows)
-        if self.follow:
-            self.scroll_to(y=max(0, rows - self.size.height), animate=False, immediate=True)
+        if self.follow:  # max_scroll_y leaves room for a horizontal scrollbar
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
         self.refresh()
 
     def _line(self, seq: int) -> str:
@@ -191,25 +193,30 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         self.follow = follow
         if follow:
             self.cursor = self.anchor = None
-            self.scroll_to(y=max(0, self.rows - self.size.height), animate=False)
+            self.scroll_to(y=self.max_scroll_y, animate=False)
         self.refresh()
+
+    @property
+    def visible_rows(self) -> int:
+        """Rows of log on screen: the widget's height less a horizontal scrollbar."""
+        return self.scrollable_content_region.height
 
     def move_cursor(self, delta: int) -> None:
         if self.rows == 0:
             return
         if self.cursor is None:
-            self.cursor = min(self.rows - 1, int(self.scroll_offset.y) + self.size.height - 1)
+            self.cursor = min(self.rows - 1, int(self.scroll_offset.y) + self.visible_rows - 1)
         self.go_to_row(max(0, min(self.rows - 1, self.cursor + delta)))
 
     def page(self, direction: int) -> None:
-        self.move_cursor(direction * max(1, self.size.height - 1))
+        self.move_cursor(direction * max(1, self.visible_rows - 1))
 
     def go_to_row(self, row: int) -> None:
         self.follow = False
         self.cursor = row
         top = int(self.scroll_offset.y)
-        if row < top or row >= top + self.size.height:
-            self.scroll_to(y=max(0, row - self.size.height // 2), animate=False)
+        if row < top or row >= top + self.visible_rows:
+            self.scroll_to(y=max(0, row - self.visible_rows // 2), animate=False)
         self.refresh()
 
     def go_to_seq(self, seq: int) -> None:
@@ -285,5 +292,5 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if new < old and self.follow and new < self.rows - self.size.height - 1:
+        if new < old and self.follow and new < self.rows - self.visible_rows - 1:
             self.follow = False  # the user scrolled up: stop dragging them to the tail
