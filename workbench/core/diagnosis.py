@@ -242,7 +242,8 @@ class Diagnosis:
         return update
 
     def mark_stop(self, next_seq: int) -> None:
-        """Lines from `next_seq` on follow our own stop request: never a root cause."""
+        """Lines from `next_seq` on follow a stop request (ours, or a signal the server says it
+        received): never a root cause."""
         if self.stop_seq is None:
             self.stop_seq = next_seq
 
@@ -286,6 +287,8 @@ class Diagnosis:
         self._mark(seq, "benign" if benign else sig.severity)
         if sig.severity == "error":
             self._error_hits.append((seq, source))
+        if sig.stops:  # a signal told it to stop: the errors of its shutdown are not a root cause
+            self.mark_stop(seq + 1)
 
     def _generic_hit(self, name: str, seq: int, line: str) -> None:
         source, level, _ts, message = parse_record(line)

@@ -70,6 +70,7 @@ class Signature:
     benign: bool = False
     benign_during: tuple[str, ...] = ()
     progress: bool = True
+    stops: bool = False  # the line says the server was told to stop: what follows is shutdown
     platform: str = "any"
     sources: tuple[str, ...] = ()
     origin: str = ""  # the file it came from
@@ -85,6 +86,7 @@ class Signature:
             "cascade": self.cascade,
             "benign": self.benign,
             "benign_during": list(self.benign_during),
+            "stops": self.stops,
             "platform": self.platform,
             "sources": list(self.sources),
             "actions": [a.to_dict() for a in self.actions],
@@ -113,7 +115,7 @@ class KnowledgeBase:
 _SIGNATURE_KEYS = {
     "id": str, "title": str, "severity": str, "phase": str, "patterns": list, "why": str,
     "actions": list, "cascade": bool, "benign": bool, "benign_during": list, "progress": bool,
-    "platform": str, "sources": list,
+    "stops": bool, "platform": str, "sources": list,
 }
 _REQUIRED = ("id", "title", "severity", "patterns", "why")
 _ACTION_KEYS = {"text": str, "arg_delta": dict, "env_delta": dict}
@@ -216,6 +218,7 @@ def _parse_signature(check: _FileCheck, raw: Any, index: int) -> Signature:
         benign=raw.get("benign", False),
         benign_during=tuple(raw.get("benign_during", [])),
         progress=raw.get("progress", True),
+        stops=raw.get("stops", False),
         platform=platform,
         sources=tuple(raw.get("sources", [])),
         origin=str(check.path),
