@@ -70,6 +70,7 @@ class WorkbenchApp(App):
         self.command = command
         self.matrix = matrix  # (recipe, python): run its isolation matrix instead of the command
         self.matrix_text: str | None = None
+        self._relayout = False
         self.engine = engine
         self.env_delta: dict[str, str | None] = dict(env_delta or {})
         self.layout_spec = layout or load_layout("single")
@@ -132,7 +133,11 @@ class WorkbenchApp(App):
         keep = [r for r in self.pane_runs if r] or self.runs[-1:]
         self.layout_spec = layout
         self.pane_runs = (keep + [None] * layout.panes)[: layout.panes]
-        await self.recompose()
+        self._relayout = True  # the panes exist before their children do: timers keep off
+        try:
+            await self.recompose()
+        finally:
+            self._relayout = False
         self._after_layout()
         self.note(f"layout {layout.name}: {layout.description}")
 
@@ -172,6 +177,8 @@ class WorkbenchApp(App):
             self.runs.append(run.id)
         pane_index = min(pane_index, len(self.pane_runs) - 1)
         self.pane_runs[pane_index] = run.id
+        if self._relayout:
+            return  # shown when the new panes are composed
         self.panes[pane_index].show(run)
         self.refresh_side()
 
@@ -522,7 +529,7 @@ class WorkbenchApp(App):
     # -- the view --------------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        if not self.is_running or not self.screen_stack:
+        if not self.is_running or not self.screen_stack or self._relayout:
             return
         while True:
             try:
@@ -542,6 +549,8 @@ class WorkbenchApp(App):
             self.refresh_side()
 
     def refresh_side(self) -> None:
+        if self._relayout:
+            return
         gpu = None
         for pane in self.panes:
             run = self.engine.runs.get(pane.run_id) if pane.run_id else None
