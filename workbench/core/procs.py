@@ -86,19 +86,24 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def token_holders(token: str) -> list[psutil.Process]:
-    """Every live process whose environment carries our session token."""
+def _holders(var: str, token: str) -> list[psutil.Process]:
+    """Every live process (but us) whose environment has `var` set to `token`."""
     found = []
     me = os.getpid()
     for proc in psutil.process_iter():
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(TOKEN_VAR) == token and _alive(proc):
+            if proc.environ().get(var) == token and _alive(proc):
                 found.append(proc)
         except psutil.Error:
             continue
     return found
+
+
+def token_holders(token: str) -> list[psutil.Process]:
+    """Every live process whose environment carries our session token."""
+    return _holders(TOKEN_VAR, token)
 
 
 def pump_env(env: dict[str, str]) -> dict[str, str]:
@@ -111,14 +116,7 @@ def pump_env(env: dict[str, str]) -> dict[str, str]:
 
 def pump_holders(token: str) -> list[psutil.Process]:
     """The session's live pumps."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(PUMP_VAR) == token and _alive(proc):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
+    return _holders(PUMP_VAR, token)
 
 
 def tree(root_pid: int) -> list[psutil.Process]:
