@@ -77,3 +77,13 @@ def test_a_reader_that_leaves_early_is_not_a_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m workbench signatures test {FIXTURES / 'every-signature.log'} | head -1",
                           shell=True, capture_output=True, text=True, timeout=60)
     assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_signatures_test_takes_the_option_before_the_log(tmp_path) -> None:
+    (tmp_path / "team.toml").write_text('schema = 1\n[[signature]]\nid = "team_marker"\ntitle = "t"\n'
+                                        'severity = "warning"\npatterns = ["KV cache memory"]\nwhy = "w"\n')
+    log = str(FIXTURES / "v0.11-kv-cache.log")
+    for args in (("--signatures", str(tmp_path), log), (log, "--signatures", str(tmp_path))):
+        done = workbench("signatures", "test", *args)
+        assert done.returncode == 0 and "team_marker" in done.stdout, done.stderr
+    assert workbench("signatures", "test", log, "--bogus").returncode == 2

@@ -659,7 +659,11 @@ def main(argv: list[str] | None = None) -> int:
         if options[:1] == ["help"] or (not options and not command):
             parser.print_help()
             return 0
-        args = parser.parse_args(options)
+        args, extra = parser.parse_known_args(options)
+        if extra and getattr(args, "command", None) == "signatures" and not any(e.startswith("-") for e in extra):
+            args.paths += extra  # `signatures test --signatures DIR LOG`: argparse stops at the option
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.version:
             from . import __version__
 
