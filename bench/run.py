@@ -329,15 +329,20 @@ def b6(tmp: Path) -> tuple[str, float, float, float]:
         pids = [root.pid, *map(int, root.stdout.readline().split())]
         time.sleep(0.5)
         spy = py_spy_path() or "py-spy"
-        started = time.perf_counter()
-        for pid in pids:
-            subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, check=False)
-        base = time.perf_counter() - started
-        started = time.perf_counter()
-        dumps = dump_tree(pids)
-        ours = time.perf_counter() - started
-        if sum(1 for d in dumps if d.ok) != 4:
-            print(f"B6: only {sum(1 for d in dumps if d.ok)} of 4 dumped", file=sys.stderr)
+        bases, ourses = [], []
+        for _ in range(7):  # a dump is tens of ms: one sample is mostly noise; interleave, take medians
+            started = time.perf_counter()
+            for pid in pids:
+                subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, check=False)
+            bases.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            dumps = dump_tree(pids)
+            ourses.append(time.perf_counter() - started)
+            if sum(1 for d in dumps if d.ok) != 4:
+                print(f"B6: only {sum(1 for d in dumps if d.ok)} of 4 dumped", file=sys.stderr)
+        base, ours = statistics.median(bases), statistics.median(ourses)
+        print(f"B6 runs (ms): sequential {[round(b * 1000) for b in bases]}, "
+              f"parallel {[round(o * 1000) for o in ourses]}", file=sys.stderr)
     finally:
         for pid in pids[1:]:
             try:
@@ -346,7 +351,7 @@ def b6(tmp: Path) -> tuple[str, float, float, float]:
                 pass
         root.kill()
         root.wait()
-    return "B6 dump 4-process tree / 4 sequential py-spy", ours / base, ours, base
+    return "B6 dump 4-process tree / 4 sequential py-spy (medians of 7)", ours / base, ours, base
 
 
 def b8(tmp: Path) -> list[tuple[str, float, float, float]]:
