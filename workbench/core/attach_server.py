@@ -49,8 +49,10 @@ from .protocol import (
 )
 
 CLIENT_QUEUE = 20_000  # messages a slow client may lag behind before it is dropped
-SKIPPED_IN_HISTORY = {"lines"}
-CLIENT_ACTIONS = {"env"}  # timeline entries a control client may add without an engine command  # clients read logs from the files; the counts would only bloat
+# Line-count events stay in the daemon: clients read the logs from the files, and sending one per
+# batch to every client during a flood would only cost the engine's process CPU.
+NOT_SENT = {"lines"}
+CLIENT_ACTIONS = {"env"}  # timeline entries a control client may add without an engine command
 
 
 class _Client:
@@ -157,11 +159,12 @@ class AttachServer:
     # -- events out ------------------------------------------------------------------------------
 
     def _on_event(self, event: Message) -> None:
+        if event.kind in NOT_SENT:
+            return
         data = event.to_dict()
         message = {"type": "event", "event": data}
         with self._lock:  # the same lock as a join: a new client gets each event exactly once
-            if data.get("kind") not in SKIPPED_IN_HISTORY:
-                self.history.append(data)
+            self.history.append(data)
             clients = list(self.clients)
         for client in clients:
             client.send(message)
