@@ -104,8 +104,9 @@ def _mapped_reader(stream: BinaryIO) -> Callable[[], bytes] | None:
     of the file (one copy, no carry to join), so nearly every block takes the raw path whole."""
     try:
         fd = stream.fileno()
-        size = os.fstat(fd).st_size
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or size == 0 or stream.tell() != 0:
+        info = os.fstat(fd)
+        size = info.st_size
+        if not stat.S_ISREG(info.st_mode) or size == 0 or stream.tell() != 0:
             return None
         mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
