@@ -80,6 +80,17 @@ class Attempt:
                 "seconds": self.result.get("seconds"), "session": self.result.get("session_dir")}
 
 
+def recipe_smokes(recipe: Recipe, run: Run, outcomes: list[dict[str, Any]]) -> str | None:
+    """Send the recipe's smoke requests to a ready run, in order, into `outcomes`; the first
+    failure, said in one line, or None."""
+    for smoke in recipe.smoke:
+        outcome = send_smoke(run.ready_url or "", run.model_id, smoke)
+        outcomes.append(outcome)
+        if not outcome["ok"]:
+            return f"smoke {outcome['name']} failed: {outcome['status']} {outcome['error'][:120]}"
+    return None
+
+
 def recipe_settings(recipe: Recipe, settings: Settings) -> Settings:
     """The settings with the recipe's own timeouts."""
     settings = copy.copy(settings)
@@ -116,12 +127,7 @@ def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: 
     smokes: list[dict[str, Any]] = []
 
     def on_healthy(run: Run) -> str | None:
-        for smoke in recipe.smoke:
-            outcome = send_smoke(run.ready_url or "", run.model_id, smoke)
-            smokes.append(outcome)
-            if not outcome["ok"]:
-                return f"smoke {outcome['name']} failed: {outcome['status']} {outcome['error'][:120]}"
-        return None
+        return recipe_smokes(recipe, run, smokes)
 
     options = HeadlessOptions(quiet=quiet, env_delta=env, cwd=cwd, session_dir=session_dir,
                               on_healthy=on_healthy if recipe.smoke else None, result_sink=captured.update)
@@ -183,14 +189,10 @@ def run_matrix_on_engine(engine: EngineFacade, recipe: Recipe, python: str | Non
         while run.verdict is None and not cancelled():
             time.sleep(poll)
         result = run.summary()
-        smokes = []
-        if run.verdict == V.HEALTHY:
-            for smoke in recipe.smoke:
-                smokes.append(send_smoke(run.ready_url or "", run.model_id, smoke))
-                if not smokes[-1]["ok"]:
-                    result["verdict"] = V.FALSE_READY
-                    result["reason"] = f"smoke {smokes[-1]['name']} failed: {smokes[-1]['status']}"
-                    break
+        smokes: list[dict[str, Any]] = []
+        failure = recipe_smokes(recipe, run, smokes) if run.verdict == V.HEALTHY else None
+        if failure:
+            result["verdict"], result["reason"] = V.FALSE_READY, failure
         if run.alive:
             engine.stop(run.id, cause="matrix: next variant")
         attempt = Attempt(name, recipe.variants[variant].label() if variant else "", result, smokes=smokes)
