@@ -84,9 +84,9 @@ def b3(lines: int, tmp: Path) -> tuple[str, float, float, float]:
 
 def b7(samples: int, tmp: Path) -> tuple[str, float, float, float]:
     sys.path.insert(0, str(HERE.parent))
-    from workbench.core.engine import Engine
-    from workbench.core.events import FindingRaised
-    from workbench.core.session import Session
+    from workbench.core.engine.engine import Engine
+    from workbench.core.engine.events import FindingRaised
+    from workbench.core.record.session import Session
 
     code = (
         "import sys, time\n"
@@ -318,7 +318,7 @@ def b5(lines: int, tmp: Path) -> tuple[str, float, float, float]:
 
 def b6(tmp: Path) -> tuple[str, float, float, float]:
     sys.path.insert(0, str(HERE.parent))
-    from workbench.core.stacks import dump_tree, py_spy_path
+    from workbench.core.probes.stacks import dump_tree, py_spy_path
 
     code = ("import os, subprocess, sys, time\n"
             "kids = [subprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: time.sleep(0.01)']) for _ in range(3)]\n"

@@ -40,3 +40,14 @@ def descendants_with_token(token_fragment: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def wait_until(condition, timeout: float = 120.0, interval: float = 0.05, what: str = "condition") -> None:  # noqa: ANN001
+    """Wait for a condition, never for a time: the deadline is only a backstop for a broken test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import REPO
-from workbench.core.debugvars import load_debug_vars
-from workbench.core.recipe import load_recipe
-from workbench.core.signatures import load_file
+from workbench.core.knowledge.signatures import load_file
+from workbench.core.record.debugvars import load_debug_vars
+from workbench.core.record.recipe import load_recipe
 from workbench.core.tomlfile import DataFileError, tomllib
 from workbench.ui.keymap import load_bindings
 from workbench.ui.layouts import load_layout

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from workbench.core.engine import Engine
-from workbench.core.session import Session
-from workbench.core.settings import Settings
+from workbench.core.engine.engine import Engine
+from workbench.core.engine.settings import Settings
+from workbench.core.record.session import Session
 
 MB = 1024 * 1024
 # writes SIZE bytes in 1 MiB writes: "line" = one line without a newline, "flood" = 100-byte lines

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import free_port
 from tests.reliability.children import write_script
-from workbench.core.logstore import LogStore
+from workbench.core.logs.logstore import LogStore
 
 BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)) | {0x061C, 0x200E, 0x200F}
 

@@ -29,8 +29,8 @@ from tests.reliability.children import (
     wait_until,
     write_script,
 )
-from workbench.core.engine import Engine
-from workbench.core.session import Session
+from workbench.core.engine.engine import Engine
+from workbench.core.record.session import Session
 
 SIZE = 4 * 1024 * 1024
 

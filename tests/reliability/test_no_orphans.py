@@ -32,9 +32,9 @@ from tests.reliability.children import (
     wait_until,
     write_script,
 )
-from workbench.core.engine import Engine
-from workbench.core.session import Session
-from workbench.core.settings import Settings
+from workbench.core.engine.engine import Engine
+from workbench.core.engine.settings import Settings
+from workbench.core.record.session import Session
 
 CLEANUP_BOUND = 20.0  # seconds from the workbench's end to nothing left (reaper: 3 s TERM grace)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
-from workbench.core.settings import Settings
+from workbench.core.engine.settings import Settings
 from workbench.ui import app as app_module
 from workbench.ui.app import make_app
 from workbench.ui.pane import FindingsList
@@ -277,7 +277,7 @@ async def test_plog_key_switches_the_pane_to_the_ascend_plog(tmp_path, no_leaks)
 @pytest.mark.asyncio
 async def test_open_a_past_session_read_only_and_relaunch_from_it(tmp_path, state_dir, no_leaks) -> None:
     from tests.helpers import workbench
-    from workbench.core.recorded import load_runs
+    from workbench.core.engine.recorded import load_runs
 
     session = tmp_path / "past"
     done = workbench("run", "--headless", "--quiet", "--session-dir", str(session), "--",
@@ -304,7 +304,7 @@ async def test_open_a_past_session_read_only_and_relaunch_from_it(tmp_path, stat
 
 @pytest.mark.asyncio
 async def test_record_key_writes_a_replayable_recipe(tmp_path, no_leaks, monkeypatch) -> None:
-    from workbench.core.recipe import load_recipe
+    from workbench.core.record.recipe import load_recipe
 
     monkeypatch.chdir(tmp_path)
     async with running(tmp_path, sim("kv-cache-too-small"), "failed",
@@ -350,7 +350,7 @@ async def test_graph_capture_note_follow_pause_panes_next_run_native_dump_and_st
 
 @pytest.mark.asyncio
 async def test_isolation_matrix_fills_its_table_as_runs_end(tmp_path, no_leaks) -> None:
-    from workbench.core.recipe import load_recipe
+    from workbench.core.record.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "graph-capture-isolation.toml")
     app = make_app([], settings=Settings(stall_window=30), session_dir=str(tmp_path / "session"),

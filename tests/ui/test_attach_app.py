@@ -12,8 +12,8 @@ import pytest
 from tests.helpers import workbench
 from tests.test_pairing import _sim
 from tests.ui.test_app import SIZE, text_of, wait_for
-from workbench.core.attach_client import AttachClient, live_sessions
-from workbench.core.remote_engine import RemoteEngine
+from workbench.core.remote.attach_client import AttachClient, live_sessions
+from workbench.core.remote.remote_engine import RemoteEngine
 from workbench.ui.remote import make_remote_app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from workbench.core.procs import ProcInfo
+from workbench.core.process.procs import ProcInfo
 from workbench.ui.panels import tree_text
 
 TREE = [ProcInfo(10, 1, "python", "vllm serve m", "sleeping", 3.0, 2**30, 12, 0),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.core.settings import Settings
+from workbench.core.engine.settings import Settings
 from workbench.ui import app as app_module
 from workbench.ui.app import make_app
 

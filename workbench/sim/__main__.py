@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from workbench.sim.cli import main
 
 raise SystemExit(main(sys.argv[1:]))

@@ -13,8 +13,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .logfmt import Logger, emit, traceback_lines
-from .scenarios import SCENARIOS
+from workbench.sim.logfmt import Logger, emit, traceback_lines
+from workbench.sim.scenarios import SCENARIOS
 
 VERSIONS = {"0.11": "0.11.0", "0.32": "0.32.0"}
 

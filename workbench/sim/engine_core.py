@@ -10,8 +10,8 @@ import sys
 import threading
 import time
 
-from .logfmt import Logger, emit, traceback_lines
-from .scenarios import SCENARIOS, Failure, Scenario
+from workbench.sim.logfmt import Logger, emit, traceback_lines
+from workbench.sim.scenarios import SCENARIOS, Failure, Scenario
 
 
 def set_process_title(title: str) -> None:

@@ -14,52 +14,51 @@ from functools import partial
 from pathlib import Path
 
 from rich.markup import escape
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..core.cmdline import has_flag, toggle_flag
-from ..core.compare import conclusion
-from ..core.debugvars import DebugVar, load_debug_vars
-from ..core.engine import Engine, session_for
-from ..core.events import Message, Notice, ProfileRecorded, SmokeResult, StacksDumped, Verdict
-from ..core.facade import EngineFacade
-from ..core.gpu import gpu_memory_by_pid
-from ..core.recipe import Recipe
-from ..core.run import Run
-from ..core.settings import Settings
-from ..core.signatures import KnowledgeBase, load_knowledge_base
-from .keymap import load_bindings
-from .layouts import Layout, available_layouts, load_layout
-from .logview import LogView
-from .pane import FindingsList, RunPane
-from .panels import debug_text, stacks_text, tree_text
-from .screens import (
-    ConfirmScreen,
-    DebugVarsScreen,
+from workbench.core.engine.engine import Engine, session_for
+from workbench.core.engine.events import (
+    Message,
+    Notice,
+    ProfileRecorded,
+    SmokeResult,
+    StacksDumped,
+    Verdict,
+)
+from workbench.core.engine.facade import EngineFacade
+from workbench.core.engine.run import Run
+from workbench.core.engine.settings import Settings
+from workbench.core.knowledge.compare import conclusion
+from workbench.core.knowledge.signatures import KnowledgeBase, load_knowledge_base
+from workbench.core.probes.gpu import gpu_memory_by_pid
+from workbench.core.record.debugvars import DebugVar, load_debug_vars
+from workbench.core.record.recipe import Recipe
+from workbench.ui.keymap import load_bindings
+from workbench.ui.layouts import Layout, available_layouts, load_layout
+from workbench.ui.log_actions import LogActions
+from workbench.ui.logview import LogView
+from workbench.ui.pane import RunPane
+from workbench.ui.panels import debug_text, stacks_text, tree_text
+from workbench.ui.run_actions import RunActions
+from workbench.ui.screens import (
     HelpScreen,
-    PickScreen,
-    PromptScreen,
-    TextScreen,
 )
 
 REFRESH = 0.05  # seconds between pulls of new lines into the panes
 SIDE_EVERY = 20  # ticks between side-panel refreshes (1 s)
 HEADER_EVERY = 5  # ticks between header refreshes
-PROFILE_SECONDS = 10.0
-KEYS_TO_CHILD = {"enter": b"\r", "tab": b"\t", "backspace": b"\x7f", "escape": b"\x1b", "up": b"\x1b[A",
-                 "down": b"\x1b[B", "right": b"\x1b[C", "left": b"\x1b[D", "ctrl+c": b"\x03", "ctrl+d": b"\x04"}
-LEAVE_TYPING = "ctrl+right_square_bracket"
 
 
 def clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class WorkbenchApp(App):
+class WorkbenchApp(RunActions, LogActions, App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 
@@ -152,7 +151,7 @@ class WorkbenchApp(App):
     def run_matrix(self, recipe: Recipe, python: str | None) -> None:
         """The recipe's base and variants one after another in the focused pane; the table
         fills as runs end, then the conclusion."""
-        from ..replay import attempts_table, run_matrix_on_engine
+        from workbench.faces.replay import attempts_table, run_matrix_on_engine
 
         def shown(run: Run) -> None:
             self.call_from_thread(self.place_run, run, self.focus_index)
@@ -212,290 +211,52 @@ class WorkbenchApp(App):
 
     # -- engine commands (blocking: thread workers) ------------------------------------------------
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_dump(self, native: bool = False, locals_: bool = False) -> None:
-        run = self.current_run()
-        if run is None or not run.alive:
-            self.call_from_thread(self.note, "no live run to dump")
-            return
-        extra = " with native frames" if native else (" with locals" if locals_ else "")
-        self.call_from_thread(self.note, f"dumping the stacks of {run.id}'s tree{extra}…")
-        self.engine.dump_stacks(run.id, native=native, locals_=locals_, cause="key d" + extra)
 
-    def action_show_stacks(self) -> None:
-        run = self.current_run()
-        if run is not None:
-            self.push_screen(TextScreen(stacks_text(self.engine.dumps.get(run.id, []), frames=30)))
 
-    def action_profile(self) -> None:
-        run = self.current_run()
-        if run is None or not run.alive:
-            self.note("no live run to profile")
-            return
-        procs = sorted(run.sample_tree(), key=lambda p: -p.cpu_percent)
-        choices = [(p.pid, f"{p.pid:>7}  {p.cpu_percent:5.0f}% CPU  {p.name}") for p in procs]
-        self.push_screen(PickScreen(f"Profile which process of {run.id} for {PROFILE_SECONDS:.0f} s?", choices),
-                         partial(self._profile_chosen, run.id))
 
-    def _profile_chosen(self, run_id: str, pid: int | None) -> None:
-        if pid is not None:
-            self.note(f"profiling PID {pid} for {PROFILE_SECONDS:.0f} s…")
-            self.profile_in_worker(run_id, pid)
 
-    @work(thread=True, exit_on_error=False, group="profile")
-    def profile_in_worker(self, run_id: str, pid: int) -> None:
-        try:
-            self.engine.profile(run_id, pid, PROFILE_SECONDS)
-        except (ValueError, KeyError) as exc:
-            self.call_from_thread(self.note, str(exc))
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_smoke(self) -> None:
-        run = self.current_run()
-        if run is not None:
-            self.call_from_thread(self.note, f"smoke request to {run.id}…")
-            self.engine.smoke(run.id)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_stop(self) -> None:
-        run = self.current_run()
-        if run is not None and run.alive:
-            used, survivors = self.engine.stop(run.id, cause="key x")
-            self.call_from_thread(self.note, f"{run.id} stopped ({used})" + (f", survivors {survivors}" if survivors else ""))
 
-    def action_kill(self) -> None:
-        run = self.current_run()
-        if run is None or not run.alive:
-            self.note("no live run to kill")
-            return
-        self.push_screen(ConfirmScreen(f"SIGKILL every process of {run.id} (PID {run.pid}) now?"),
-                         partial(self._kill_confirmed, run.id))
 
-    def _kill_confirmed(self, run_id: str, yes: bool | None) -> None:
-        if yes:
-            self.kill_in_worker(run_id)
-        else:
-            self.note("kill cancelled")
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def kill_in_worker(self, run_id: str) -> None:
-        used, _ = self.engine.stop(run_id, kill=True, cause="key K: kill")
-        self.call_from_thread(self.note, f"{run_id} killed ({used})")
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_relaunch(self) -> None:
-        run = self.current_run()
-        if run is None:
-            return
-        index = self.focus_index
-        env = {k: self.env_delta.get(k) for k in set(run.spec.env_delta) | set(self.env_delta)}
-        new = self.engine.relaunch(run.id, env_delta=env, cause="key r: relaunch")
-        self.call_from_thread(self.place_run, new, index)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_eager(self) -> None:
-        run = self.current_run()
-        if run is None:
-            return
-        argv = toggle_flag(run.spec.argv, "--enforce-eager")
-        if run.alive:
-            self.engine.stop(run.id, cause="key e: eager rerun")  # the port and the device are exclusive
-        new = self.engine.launch(argv, run.spec.env_delta, run.spec.cwd, cause="key e: --enforce-eager toggled", parent=run.id)
-        graph, eager = (run.id, new.id) if has_flag(argv, "--enforce-eager") else (new.id, run.id)
-        self.call_from_thread(self._show_pair, run.id, new, (graph, eager))
 
-    async def _show_pair(self, old_id: str, new: Run, pair: tuple[str, str]) -> None:
-        self.pair = pair
-        if self.layout_spec.panes < 2:
-            self.pane_runs[0] = old_id
-            await self.set_layout(load_layout("compare"))
-        old_index = self.pane_runs.index(old_id) if old_id in self.pane_runs else 0
-        self.place_run(new, (old_index + 1) % len(self.pane_runs))
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def action_apply_action(self) -> None:
-        run = self.current_run()
-        selected = self._selected_finding()
-        finding = selected or (run.root_cause() if run else None)
-        action = next((a for a in finding.actions if a.applicable), None) if finding else None
-        if run is None or finding is None or action is None:
-            self.call_from_thread(self.note, "no machine-applicable action for this finding")
-            return
-        index = self.focus_index
-        env = {k: (None if v is False else ("1" if v is True else v)) for k, v in action.env_delta.items()}
-        new = self.engine.relaunch(run.id, env, dict(action.arg_delta), cause=f"key a: {finding.id}: {action.text}")
-        self.call_from_thread(self.place_run, new, index)
 
-    def _selected_finding(self):
-        for findings in self.pane.query(FindingsList):
-            if findings.has_focus:
-                return findings.selected()
-        return None
 
-    def on_option_list_option_selected(self, event: FindingsList.OptionSelected) -> None:
-        if isinstance(event.option_list, FindingsList):
-            finding = event.option_list.selected()
-            if finding is not None:
-                self.log_view.go_to_seq(finding.first_seq)
-                self.log_view.focus()
 
-    def action_record(self) -> None:
-        """Write the focused run as a recipe in the current directory (secrets as names only)."""
-        from ..core.recipe import recipe_from_run, recipe_toml
-        from ..core.session import write_private
-
-        run = self.current_run()
-        if run is None:
-            return
-        root = run.root_cause()
-        expect = root.id if root is not None else (run.verdict or "healthy")
-        name = f"{run.id}-{time.strftime('%Y%m%d-%H%M%S')}"
-        recipe = recipe_from_run(name, run.spec.argv, run.spec.env_delta, run.spec.cwd or os.getcwd(),
-                                 description=f"recorded in the TUI ({run.spec.cause})", expect=expect)
-        path = write_private(Path(f"recipe-{name}.toml"), recipe_toml(recipe))
-        self.note(f"recipe written: {path} (workbench replay {path} --headless)")
 
     # -- debug variables ---------------------------------------------------------------------------
 
-    def action_toggle_debug(self) -> None:
-        if self.env_delta.get("VLLM_LOGGING_LEVEL") == "DEBUG":
-            self.env_delta.pop("VLLM_LOGGING_LEVEL")
-        else:
-            self.env_delta["VLLM_LOGGING_LEVEL"] = "DEBUG"
-        self.refresh_side()
-        self.note("debug variables change on the next relaunch (r)")
 
-    def action_debug_vars(self) -> None:
-        self.push_screen(DebugVarsScreen(self.debug_vars, self.env_delta), lambda _: self.refresh_side())
 
     # -- talking to the child ------------------------------------------------------------------------
 
-    def action_talk(self) -> None:
-        run = self.current_run()
-        if run is None or not run.alive:
-            self.note("no live run to type into")
-            return
-        self.typing_into = run.id
-        self.pane.add_class("typing")
-        self.note(f"keys go to {run.id}'s terminal; ctrl+] gives them back")
 
-    def stop_typing(self) -> None:
-        self.typing_into = None
-        for pane in self.panes:
-            pane.remove_class("typing")
-        self.note("keys are the workbench's again")
 
-    def _on_key(self, event: events.Key) -> None:
-        """While typing into a run, every key goes to its pty. App._on_key (after this one, down
-        the MRO) is where bindings fire, so preventing the default keeps them out of it."""
-        if self.typing_into is None:
-            return
-        event.prevent_default()
-        event.stop()
-        if event.key == LEAVE_TYPING:
-            self.stop_typing()
-            return
-        data = KEYS_TO_CHILD.get(event.key) or (event.character.encode() if event.character else b"")
-        if data:
-            try:
-                self.engine.send_input(self.typing_into, data)
-            except (ValueError, KeyError, OSError) as exc:
-                self.stop_typing()
-                self.note(str(exc))
 
     # -- the log -----------------------------------------------------------------------------------
 
-    def action_search(self) -> None:
-        current = self.log_view.search.pattern if self.log_view.search else ""
-        self.push_screen(PromptScreen("Search (regex):", current), self._search_entered)
 
-    def _search_entered(self, text: str | None) -> None:
-        if text is None:
-            return
-        self.log_view.set_search(text or None)
-        if text:
-            self.action_search_next()
 
-    def action_search_next(self) -> None:
-        self._find(1)
 
-    def action_search_prev(self) -> None:
-        self._find(-1)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="search")
-    def _find(self, direction: int) -> None:
-        view = self.log_view
-        if view.search is None:
-            self.call_from_thread(self.note, "no search: press /")
-            return
-        seq = view.find(direction)
-        if seq is None:
-            self.call_from_thread(self.note, f"no {'further' if direction > 0 else 'earlier'} match for {view.search.pattern!r}")
-        else:
-            self.call_from_thread(view.go_to_seq, seq)
 
-    def action_filter(self) -> None:
-        current = self.log_view.filter.pattern if self.log_view.filter else ""
-        self.push_screen(PromptScreen("Show only lines matching (empty: all):", current), self._filter_entered)
 
-    def _filter_entered(self, text: str | None) -> None:
-        if text is not None:
-            self.log_view.set_filter(text or None)
-            self.note(f"filter: {text}" if text else "filter off")
 
-    def action_next_error(self) -> None:
-        self._jump(self.log_view.next_marked(1), "no later error")
 
-    def action_prev_error(self) -> None:
-        self._jump(self.log_view.next_marked(-1), "no earlier error")
 
-    def action_root_cause(self) -> None:
-        run = self.current_run()
-        root = run.root_cause() if run else None
-        self._jump(root.first_seq if root else None, "no root cause (yet)")
 
-    def _jump(self, seq: int | None, otherwise: str) -> None:
-        if seq is None:
-            self.note(otherwise)
-        else:
-            self.log_view.go_to_seq(seq)
 
-    def action_plog(self) -> None:
-        run = self.current_run()
-        view = self.log_view
-        if view.source == "plog":
-            view.set_source("output")
-            self.note("showing the server's output")
-        elif run is not None and run.plog_store is not None:
-            view.set_source("plog")
-            self.note(f"showing the Ascend plog of {run.id}'s processes (P: back)")
-        else:
-            self.note("no plog for this run (CANN writes it on Ascend: ~/ascend/log or $ASCEND_PROCESS_LOG_PATH)")
 
-    def action_follow(self) -> None:
-        self.log_view.set_follow(not self.log_view.follow)
-        self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is")
 
-    def action_cursor(self, delta: int) -> None:
-        self.log_view.move_cursor(delta)
 
-    def action_page(self, direction: int) -> None:
-        self.log_view.page(direction)
 
-    def action_log_top(self) -> None:
-        self.log_view.top()
 
-    def action_tail(self) -> None:
-        self.log_view.set_follow(True)
 
-    def action_select(self) -> None:
-        self.log_view.toggle_selection()
 
-    def action_copy(self) -> None:
-        text = self.log_view.selected_text()
-        if text:
-            self.copy_to_clipboard(text)
-            self.note(f"copied {text.count(chr(10)) + 1} line(s) (OSC 52)")
 
     # -- help, palette, quit -------------------------------------------------------------------------
 
@@ -517,14 +278,7 @@ class WorkbenchApp(App):
     async def _layout_by_name(self, name: str) -> None:
         await self.set_layout(load_layout(name))
 
-    async def action_quit_workbench(self) -> None:
-        self.note("stopping every run…")
-        self.quit_in_worker()
 
-    @work(thread=True, exit_on_error=False, group="quit")
-    def quit_in_worker(self) -> None:
-        self.engine.shutdown()
-        self.call_from_thread(self.exit, 0)
 
     # -- the view --------------------------------------------------------------------------------------
 

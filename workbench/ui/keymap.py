@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.binding import Binding
 
-from ..core.tomlfile import DataFileError, load_toml, locate
+from workbench.core.tomlfile import DataFileError, load_toml, locate
 
 SHIPPED = Path(__file__).resolve().parent.parent / "keymap.toml"
 _KEYS = {"key": str, "action": str, "description": str, "tooltip": str, "show": bool}

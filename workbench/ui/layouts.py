@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.tomlfile import DataFileError, load_toml, locate
+from workbench.core.tomlfile import DataFileError, load_toml, locate
 
 PANELS = ("phases", "findings", "debug", "notes", "stacks", "tree")
 ARRANGEMENTS = ("sidebar", "grid")

@@ -20,7 +20,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..core.run import Run
+from workbench.core.engine.run import Run
 
 GUTTER = {"error": ("✖ ", "bold red"), "warning": ("▲ ", "yellow"), "info": ("• ", "cyan"), "benign": ("· ", "dim")}
 LINE_STYLE = {"error": Style(color="red"), "warning": Style(color="yellow"), "benign": Style(dim=True)}

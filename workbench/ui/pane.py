@@ -7,11 +7,11 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..core.diagnosis import Finding
-from ..core.run import Run
-from .layouts import Layout
-from .logview import LogView
-from .panels import finding_prompt, header_text, phases_text, pinned_text
+from workbench.core.engine.run import Run
+from workbench.core.knowledge.records import Finding
+from workbench.ui.layouts import Layout
+from workbench.ui.logview import LogView
+from workbench.ui.panels import finding_prompt, header_text, phases_text, pinned_text
 
 
 class FindingsList(OptionList):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from ..core.debugvars import DebugVar, env_diff
-from ..core.diagnosis import Finding
-from ..core.envcheck import check_environment
-from ..core.phases import PHASE_TITLES
-from ..core.run import Run
-from ..core.secrets import mask_argv, mask_env
-from ..core.stacks import ProcessDump, unmoved_threads
+from workbench.core.engine.run import Run
+from workbench.core.knowledge.envcheck import check_environment
+from workbench.core.knowledge.phases import PHASE_TITLES
+from workbench.core.knowledge.records import Finding
+from workbench.core.probes.stacks import ProcessDump, unmoved_threads
+from workbench.core.record.debugvars import DebugVar, env_diff
+from workbench.core.secrets import mask_argv, mask_env
 
 SPINNER = "◐◓◑◒"
 

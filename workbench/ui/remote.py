@@ -12,14 +12,14 @@ import time
 
 from textual import work
 
-from ..core.attach_client import AttachClient, resolve_live
-from ..core.debugvars import load_debug_vars
-from ..core.events import ActionTaken, ClientPresence, Message, RunStarted
-from ..core.remote_engine import RemoteEngine
-from .app import WorkbenchApp
-from .keymap import load_bindings
-from .layouts import load_layout
-from .screens import DebugVarsScreen
+from workbench.core.engine.events import ActionTaken, ClientPresence, Message, RunStarted
+from workbench.core.record.debugvars import load_debug_vars
+from workbench.core.remote.attach_client import AttachClient, resolve_live
+from workbench.core.remote.remote_engine import RemoteEngine
+from workbench.ui.app import WorkbenchApp
+from workbench.ui.keymap import load_bindings
+from workbench.ui.layouts import load_layout
+from workbench.ui.screens import DebugVarsScreen
 
 
 class RemoteWorkbenchApp(WorkbenchApp):

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..core.debugvars import DebugVar
+from workbench.core.record.debugvars import DebugVar
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,129 @@
+"""`workbench analyze`, `compare` and `signatures`: reading logs and runs offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench.cli.common import knowledge_base
+from workbench.cli.parser import UsageError
+from workbench.core.knowledge import verdicts as V
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from workbench.core.knowledge.analyze import LogInputError, analyze_path
+    from workbench.core.knowledge.diagnosis import Recogniser
+
+    recogniser = Recogniser(knowledge_base(args.signatures))
+    results = []
+    try:
+        for path in args.logs:
+            results.extend(analyze_path(path, recogniser))
+    except LogInputError as exc:
+        sys.stderr.write(f"workbench analyze: error: {exc}\n")
+        return V.EXIT_USAGE
+    dicts = [r.to_dict() for r in results]
+    if args.json:
+        sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=None) + "\n")
+    else:
+        from workbench.faces.headless import (
+            summary_text,  # the engine and httpx: not needed for --json
+        )
+
+        for d in dicts:
+            sys.stdout.write(f"== {d['source']} ({d['lines']} lines)\n")
+            sys.stdout.write(summary_text({**d, "reason": analysis_reason(d)}, sys.stdout.isatty()))
+    worst = max((V.EXIT_CODES[d["verdict"]] for d in dicts), default=0)
+    return worst
+
+def analysis_reason(d: dict) -> str:
+    return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s)"
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.core.knowledge.analyze import LogInputError, analyze_path
+    from workbench.core.knowledge.compare import compare
+    from workbench.core.knowledge.diagnosis import Recogniser
+
+    recogniser = Recogniser(knowledge_base(args.signatures))
+    results = []
+    for path in (args.first, args.second):
+        target = Path(path) / "output.log" if (Path(path) / "output.log").exists() else Path(path)
+        try:
+            results.append(analyze_path(str(target), recogniser)[-1].to_dict())
+        except LogInputError as exc:
+            sys.stderr.write(f"workbench compare: error: {exc}\n")
+            return V.EXIT_USAGE
+    report = compare(results[0], results[1], args.first, args.second)
+    if args.json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return 0
+    for name in (args.first, args.second):
+        row = report[name]
+        sys.stdout.write(f"{name}: {row['verdict']}, last phase {row['last_phase']}, root cause {row['root_cause']}\n")
+    for name in (args.first, args.second):
+        if report["phases_only_in"][name] or report["findings_only_in"][name]:
+            sys.stdout.write(f"only in {name}: phases {report['phases_only_in'][name]}, findings {report['findings_only_in'][name]}\n")
+    sys.stdout.write(f"conclusion: {report['conclusion']}\n")
+    return 0
+
+def cmd_signatures(args: argparse.Namespace) -> int:
+    from workbench.core.knowledge import signatures as S
+
+    kb = knowledge_base(args.signatures)
+    if args.action == "check":
+        for path in args.paths:
+            S.load_file(Path(path))
+            sys.stdout.write(f"{path}: ok\n")
+        return 0
+    if args.action == "export":
+        # one pattern per line: `grep -E -f` compatible for the patterns that are plain ERE
+        for sig in kb.signatures:
+            for pattern in sig.patterns:
+                sys.stdout.write(pattern + "\n")
+        return 0
+    if args.action == "test":
+        if not args.paths:
+            raise UsageError("workbench signatures test LOG: name a log file")
+        return signatures_test(kb, args.paths, args.json)
+    if args.json:
+        sys.stdout.write(json.dumps([s.to_dict() for s in kb.signatures], indent=2) + "\n")
+        return 0
+    width = max((len(s.id) for s in kb.signatures), default=10)
+    for sig in sorted(kb.signatures, key=lambda s: (s.origin, s.id)):
+        flags = " cascade" if sig.cascade else (" benign" if sig.benign else "")
+        source = sig.sources[0] if sig.sources else ""
+        sys.stdout.write(f"{sig.id:<{width}}  {sig.severity:<7}{flags:<8}  {sig.title}  [{source}]\n")
+    sys.stdout.write(f"{len(kb.signatures)} signatures, {len(kb.phase_markers)} phase markers from {len(kb.files)} files\n")
+    return 0
+
+def signatures_test(kb, paths: list[str], as_json: bool) -> int:
+    from workbench.core.knowledge.analyze import LogInputError
+    from workbench.core.knowledge.diagnosis import Recogniser
+    from workbench.core.logs.linesplit import LineSplitter
+    from workbench.core.logs.text import display_lines
+
+    recogniser = Recogniser(kb)
+    hits: dict[str, list[tuple[int, str]]] = {}
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise LogInputError(f"{path}: cannot read ({exc.strerror})") from None
+        splitter = LineSplitter()
+        _s, raw = splitter.feed(data)
+        raw += splitter.flush()[1]
+        lines = display_lines(raw)
+        for index, pattern_index in recogniser.matcher.scan(lines):
+            kind, target = recogniser.targets[pattern_index]
+            name = target.id if kind == "signature" else f"{kind}:{target}"
+            hits.setdefault(name, []).append((index + 1, lines[index]))
+    if as_json:
+        sys.stdout.write(json.dumps({k: [{"line": n, "text": t} for n, t in v] for k, v in hits.items()}) + "\n")
+        return 0
+    for name in sorted(hits):
+        sys.stdout.write(f"{name}: {len(hits[name])} line(s)\n")
+        for number, text in hits[name][:5]:
+            sys.stdout.write(f"  {number}: {text[:160]}\n")
+    return 0
