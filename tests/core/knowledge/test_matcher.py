@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.core import matcher as M
+from workbench.core.knowledge import matcher as M
 
 PATTERNS = [r"estimated maximum model length is (?P<max_len>\d+)", "CUDA out of memory", r"^Traceback"]
 LINES = [

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workbench.core import gpu
+from workbench.core.probes import gpu
 
 
 @pytest.fixture
