@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import free_port
 from workbench.core.engine.settings import Settings
-from workbench.ui import app as app_module
+from workbench.ui import run_actions as run_actions_module
 from workbench.ui.app import make_app
 from workbench.ui.pane import FindingsList
 from workbench.ui.screens import ConfirmScreen, DebugVarsScreen, HelpScreen, PickScreen, TextScreen
@@ -246,7 +246,7 @@ async def test_grid_layout_shows_process_tree_and_stacks(tmp_path, no_leaks) -> 
 
 @pytest.mark.asyncio
 async def test_profile_key_records_a_flame_graph(tmp_path, no_leaks, monkeypatch) -> None:
-    monkeypatch.setattr(app_module, "PROFILE_SECONDS", 1.0)
+    monkeypatch.setattr(run_actions_module, "PROFILE_SECONDS", 1.0)
     async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
         await pilot.press("p")
         await pilot.pause(0.3)
@@ -259,7 +259,7 @@ async def test_profile_key_records_a_flame_graph(tmp_path, no_leaks, monkeypatch
 
 @pytest.mark.asyncio
 async def test_plog_key_switches_the_pane_to_the_ascend_plog(tmp_path, no_leaks) -> None:
-    from tests.core.test_plog import CHILD
+    from tests.core.logs.test_plog import CHILD
 
     async with running(tmp_path, [sys.executable, "-c", CHILD],
                        env_delta={"ASCEND_PROCESS_LOG_PATH": str(tmp_path / "ascend")}) as (app, pilot):
