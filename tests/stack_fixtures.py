@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workbench.core.knowledge.stuck import ProcFacts
+from workbench.core.probes.procfacts import ProcFacts
 from workbench.core.probes.stacks import ProcessDump, _explain, parse_threads
 
 STACKS = Path(__file__).resolve().parent / "fixtures" / "stacks"

@@ -30,6 +30,8 @@ class StackClass:
     title: str
     stuck: bool  # False: a normal place to wait (the serving loop with nothing to do)
     rules: tuple[FrameRule, ...]
+    innermost: bool = False  # only where nothing but waiting is inside (the serving loop itself)
+    fallback: bool = False  # only when no other class matches the frames that do work (plain file reads)
 
     def matches(self, name: str, filename: str) -> bool:
         return any(rule.matches(name, filename) for rule in self.rules)
@@ -49,6 +51,33 @@ class StackRules:
 
     def is_idle_frame(self, name: str, filename: str) -> bool:
         return any(rule.matches(name, filename) for rule in self.idle)
+
+    def role_of(self, name: str, cmdline: str) -> tuple[RoleRule, re.Match[str]] | None:
+        for role in self.roles:  # the title in argv survives untruncated; the name is cut at 15 bytes
+            found = role.pattern.search(cmdline) or role.pattern.search(name)
+            if found:
+                return role, found
+        return None
+
+    def classify(self, frames: list, idle: list[bool]) -> StackClass | None:
+        """Innermost first: the frames that do work, then a plain read among them, then the idle ones."""
+        first_work = next((i for i, waiting in enumerate(idle) if not waiting), len(frames))
+
+        def match(i: int, fallback: bool) -> StackClass | None:
+            for cls in self.classes:
+                if (cls.innermost and i > first_work) or cls.fallback != fallback:
+                    continue
+                if cls.matches(frames[i].name, frames[i].filename):
+                    return cls
+            return None
+
+        work = [i for i, waiting in enumerate(idle) if not waiting]
+        rest = [i for i, waiting in enumerate(idle) if waiting]
+        for indices, fallback in ((work, False), (work, True), (rest, False), (rest, True)):
+            for i in indices:
+                if (found := match(i, fallback)) is not None:
+                    return found
+        return None
 
 
 def _pattern(path: Path, text: str, raw: object, key: str, array: str, index: int) -> re.Pattern[str]:
@@ -91,7 +120,8 @@ def parse_rules(path: Path) -> StackRules:
             raise DataFileError(str(path), f"class #{i + 1}: rules must be a non-empty array",
                                 locate(text, "rules", "class", i), "rules")
         rules = tuple(_frame_rule(path, text, rule, "class", i) for rule in raw["rules"])
-        classes.append(StackClass(str(raw["id"]), str(raw["title"]), bool(raw.get("stuck", True)), rules))
+        classes.append(StackClass(str(raw["id"]), str(raw["title"]), bool(raw.get("stuck", True)), rules,
+                                  bool(raw.get("innermost", False)), bool(raw.get("fallback", False))))
     return StackRules(idle, tuple(roles), tuple(classes))
 
 

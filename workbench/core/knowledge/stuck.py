@@ -11,22 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workbench.core.knowledge.stackrules import StackClass, StackRules, load_rules
+from workbench.core.probes.procfacts import ProcFacts
 from workbench.core.probes.stacks import Frame, ProcessDump, ThreadStack
 
 STATE_NAMES = {"running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "tracing-stop": "t",
                "zombie": "Z", "idle": "I", "dead": "X"}
 SHOWN_FRAMES = 3  # innermost frames that matter, shown outer → inner
-COMM_HINT = ("all ranks wait in the same collective: a communication problem (a peer that never joined, "
-             "a network or device link) — rerun with NCCL_DEBUG=INFO (Ascend: the HCCL logs, "
-             "ASCEND_GLOBAL_LOG_LEVEL=1) or the `comm-check` recipe")
-
-
-@dataclass
-class ProcFacts:
-    """What the caller sampled about a process next to its dump."""
-
-    state: str = ""  # psutil's status or a one-letter state
-    cpu_percent: float | None = None
+COMM_HINT = ("a communication problem (a peer that never joined, a network or device link): rerun with "
+             "NCCL_DEBUG=INFO (Ascend: the HCCL logs, ASCEND_GLOBAL_LOG_LEVEL=1) or the `comm-check` recipe")
 
 
 @dataclass
@@ -134,33 +126,22 @@ def short_state(status: str) -> str:
 
 
 def role_of(name: str, cmdline: str, rules: StackRules) -> tuple[str, str, str]:
-    """(role, label, rank) from the process title (argv first: a title survives there untruncated)."""
-    for text in (cmdline, name):
-        for role in rules.roles:
-            found = role.pattern.search(text)
-            if not found:
-                continue
-            parts = [f"{key.upper()}{value}" for key, value in found.groupdict().items() if value is not None]
-            rank = "_".join(sorted(parts, key=lambda p: ("DP", "PP", "TP").index(p[:2])))
-            label = f"{role.name}_{rank}" if rank and role.name != "API server" else role.name
-            return role.name, label, rank or label
-    return "process", name or "?", name or "?"
-
-
-def _classify(frames: list[Frame], rules: StackRules) -> StackClass | None:
-    for frame in frames:  # innermost first: the most specific place a thread is in wins
-        found = next((c for c in rules.classes if c.matches(frame.name, frame.filename)), None)
-        if found is not None:
-            return found
-    return None
+    """(role, label, rank) from the process title: EngineCore_DP0, Worker_TP1, API server."""
+    found = rules.role_of(name, cmdline)
+    if found is None:
+        return "process", name or "?", name or "?"
+    role, match = found
+    parts = [f"{key.upper()}{value}" for key, value in match.groupdict().items() if value is not None]
+    rank = "_".join(sorted(parts, key=lambda p: ("DP", "PP", "TP").index(p[:2])))
+    label = f"{role.name}_{rank}" if rank and role.name != "API server" else role.name
+    return role.name, label, rank or label
 
 
 def _view_thread(thread: ThreadStack, rules: StackRules) -> ThreadView:
-    kept = [f for f in thread.frames if not rules.is_idle_frame(f.name, f.filename)]
-    # the idle frames too, when nothing else says it (an event loop at rest, a bare poll)
-    cls = _classify(kept, rules) or _classify(thread.frames, rules)
+    idle = [rules.is_idle_frame(f.name, f.filename) for f in thread.frames]
+    kept = [f for f, waiting in zip(thread.frames, idle) if not waiting]
     return ThreadView(thread.thread_id, thread.name, thread.active, thread.owns_gil,
-                      (kept or thread.frames)[:SHOWN_FRAMES], cls)
+                      (kept or thread.frames)[:SHOWN_FRAMES], rules.classify(thread.frames, idle))
 
 
 def _main_thread(threads: list[ThreadView]) -> ThreadView | None:
@@ -193,7 +174,7 @@ def _function(view: ProcessView) -> str:
     return view.main.frames[0].name if view.main and view.main.frames else view.classification
 
 
-def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis) -> list[str]:
+def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str) -> list[str]:
     groups = _group(workers)
     analysis.groups = [{"processes": [v.label for v in g], "classification": g[0].classification,
                         "title": g[0].title, "top_frame": g[0].main.top if g[0].main else None} for g in groups]
@@ -202,11 +183,11 @@ def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis) -> list[st
         head = group[0]
         lines = [f"{len(group)} workers: {head.where()}" if len(group) > 1 else f"{head.label}: {head.where()}"]
         if len(group) > 1 and head.classification == "collective":
-            lines.append(COMM_HINT)
+            lines.append(f"all ranks wait in the same collective: {COMM_HINT}")
         return lines
     biggest = groups[-1]
     lines = []
-    rest = f"while {_names(biggest)} are {biggest[0].title}: {_function(biggest[0])}"
+    rest = f"while {_names(biggest)} are {biggest[0].title}: {_function(biggest[0])}" + (f" since {since}" if since else "")
     for odd in groups[:-1]:
         who = " and ".join(v.label for v in odd)
         if odd[0].main and odd[0].state != "T" and not odd[0].error:
@@ -240,7 +221,9 @@ def _unmoved(before: list[ProcessDump], after: list[ProcessDump], views: dict[in
 
 
 def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
-            previous: list[ProcessDump] | None = None, rules: StackRules | None = None) -> StuckAnalysis:
+            previous: list[ProcessDump] | None = None, rules: StackRules | None = None,
+            since: str = "") -> StuckAnalysis:
+    """`since`: when the tree last made progress (its last output), said with the ranks that wait."""
     rules = rules or load_rules()
     facts = facts or {}
     views = [view_process(d, facts.get(d.pid), rules) for d in dumps]
@@ -257,14 +240,16 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
         lines.append(f"not stuck: {', '.join(v.label for v in engines)} idle, waiting for requests "
                      f"({engines[0].main.path if engines[0].main else '?'})")
     if workers:
-        lines.extend(_ranks_lines([w for w in workers if w.state != "T"] or workers, analysis))
+        lines.extend(_ranks_lines([w for w in workers if w.state != "T"] or workers, analysis, since))
     # the engine and the API server by importance: stuck ones first, then the rest
     for view in sorted(others, key=lambda v: (not v.stuck, v.role != "EngineCore", v.pid)):
         if idle and view.role == "EngineCore":
             continue  # said in the first line
         if view.error == "not a Python process" or (view.role == "process" and not view.stuck and not view.error):
             continue  # helpers (a resource tracker) only where they are the problem
-        lines.append(f"{view.label} (PID {view.pid}): {view.where()}")
+        lines.append(f"{view.label} (PID {view.pid}): {view.where()}" + (f" since {since}" if since and view.stuck else ""))
+    if not workers and engines and all(v.classification == "collective" for v in engines):
+        lines.append(f"a collective that never completes: {COMM_HINT}")
     if previous is not None:
         analysis.unmoved = _unmoved(previous, dumps, {v.pid: v for v in views})
         moved = sum(1 for v in views for t in v.threads if t.moved)
