@@ -139,7 +139,7 @@ def role_of(name: str, cmdline: str, rules: StackRules) -> tuple[str, str, str]:
 
 def _view_thread(thread: ThreadStack, rules: StackRules) -> ThreadView:
     idle = [rules.is_idle_frame(f.name, f.filename) for f in thread.frames]
-    kept = [f for f, waiting in zip(thread.frames, idle) if not waiting]
+    kept = [f for f, waiting in zip(thread.frames, idle, strict=True) if not waiting]
     return ThreadView(thread.thread_id, thread.name, thread.active, thread.owns_gil,
                       (kept or thread.frames)[:SHOWN_FRAMES], rules.classify(thread.frames, idle))
 
