@@ -179,7 +179,7 @@ def summary_text(result: dict, colour: bool) -> str:
     head = f"verdict: {verdict.upper()}"
     lines = [(paint + head + RESET) if colour else head, f"  {result.get('reason', '')}"]
     stuck = result.get("stuck") or {}
-    if verdict == V.HUNG and stuck.get("summary"):  # where it is stuck, from the stacks (knowledge/stuck.py)
+    if stuck.get("summary") and (verdict == V.HUNG or stuck.get("stuck")):  # where it is stuck, from the stacks (knowledge/stuck.py)
         lines.extend(f"  {'stuck: ' if i == 0 else '  '}{line}" for i, line in enumerate(stuck["summary"][:6]))
     root = result.get("root_cause")
     if root:
