@@ -66,7 +66,7 @@ def _watch_parent(parent: int) -> None:
 def worker_main(title: str, rank: int, slow_rank: int, shard: Path) -> None:
     set_title(title)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    sys.stdout.write(f"({title} pid={os.getpid()}) INFO [parallel_state.py:1165] rank {rank} in world size "
+    sys.stdout.write(f"({title.split('::')[-1]} pid={os.getpid()}) INFO [parallel_state.py:1165] rank {rank} in world size "
                      f"of the TP group is assigned as TP rank {rank}\n")
     sys.stdout.flush()
     if rank == slow_rank:
