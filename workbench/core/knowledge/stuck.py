@@ -207,8 +207,8 @@ def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str
 def _unmoved(before: list[ProcessDump], after: list[ProcessDump], views: dict[int, ProcessView]) -> list[str]:
     old = {(d.pid, t.thread_id): t.signature() for d in before for t in d.threads}
     same = []
-    for dump in after:
-        for thread in dump.threads:
+    for dump in after:  # main threads first: they say what a process does
+        for thread in sorted(dump.threads, key=lambda t: t.name != "MainThread"):
             moved = old.get((dump.pid, thread.thread_id))
             view = views.get(dump.pid)
             tv = next((t for t in view.threads if t.thread_id == thread.thread_id), None) if view else None

