@@ -92,4 +92,7 @@ def collective_rpc(workers: list[subprocess.Popen]) -> None:
 
 
 if __name__ == "__main__":
-    worker_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+    try:
+        worker_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+    except KeyboardInterrupt:  # the tree's Ctrl-C: a worker leaves quietly, the engine reports
+        os._exit(0)
