@@ -261,5 +261,7 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
                          + "; ".join(analysis.unmoved[:4]) + (" …" if len(analysis.unmoved) > 4 else ""))
     if not views:
         lines.append("no Python process to read")
+    elif not lines:  # no vLLM role here: say what each process is in
+        lines.extend(f"{v.label} (PID {v.pid}): {v.where()}" for v in views[:6])
     analysis.summary = lines
     return analysis
