@@ -76,8 +76,10 @@ class ProcessView:
 
     @property
     def stuck(self) -> bool:
-        if self.classification in ("stopped", "not_dumpable"):
-            return self.classification == "stopped"
+        if self.classification == "stopped" or self.state == "D":
+            return True
+        if self.error:
+            return False
         return bool(self.main and self.main.cls and self.main.cls.stuck)
 
     def key(self) -> tuple:
@@ -86,9 +88,10 @@ class ProcessView:
         return (self.classification, (frame.name, frame.filename, frame.line) if frame else None)
 
     def where(self) -> str:
+        disk = " (state D: in the kernel, waiting for I/O)" if self.state == "D" else ""
         if self.state == "T" or self.error or not self.main:
-            return self.title
-        return f"{self.title}: {self.main.path}"
+            return self.title + disk
+        return f"{self.title}: {self.main.path}{disk}"
 
     def to_dict(self) -> dict:
         return {
