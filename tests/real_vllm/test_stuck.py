@@ -16,7 +16,8 @@ from workbench.core.engine.settings import Settings
 from workbench.core.probes.stacks import py_spy_path
 from workbench.core.record.session import Session
 
-pytestmark = [pytest.mark.real_vllm, pytest.mark.usefixtures("vllm_env"),
+# a server start takes minutes on a loaded CPU machine: past the suite's default timeout
+pytestmark = [pytest.mark.real_vllm, pytest.mark.usefixtures("vllm_env"), pytest.mark.timeout(1200),
               pytest.mark.skipif(py_spy_path() is None, reason="py-spy not installed")]
 
 
