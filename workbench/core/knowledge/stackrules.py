@@ -106,6 +106,9 @@ def parse_rules(path: Path) -> StackRules:
         key = sorted(unknown)[0]
         raise DataFileError(str(path), f"unknown top-level key {key!r} (expected [[idle_frame]], [[role]], [[class]])",
                             locate(text, key), key)
+    for key in ("idle_frame", "role", "class"):
+        if not isinstance(data.get(key, []), list):
+            raise DataFileError(str(path), f"{key!r} must be an array of tables ([[{key}]])", locate(text, key), key)
     idle = tuple(_frame_rule(path, text, raw, "idle_frame", i) for i, raw in enumerate(data.get("idle_frame", [])))
     roles = []
     for i, raw in enumerate(data.get("role", [])):
