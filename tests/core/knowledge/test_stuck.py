@@ -9,7 +9,7 @@ from tests.stack_fixtures import load_tree
 from workbench.core.knowledge.stackrules import load_rules, parse_rules
 from workbench.core.knowledge.stuck import analyze, role_of
 from workbench.core.probes.procfacts import ProcFacts
-from workbench.core.probes.stacks import ProcessDump
+from workbench.core.probes.stacks import Frame, ProcessDump, ThreadStack
 from workbench.core.tomlfile import DataFileError
 
 
@@ -124,3 +124,53 @@ def test_a_bad_rule_file_names_the_file_line_and_key(tmp_path) -> None:  # noqa:
     bad.write_text('schema = 1\n[[nonsense]]\nx = 1\n')
     with pytest.raises(DataFileError, match="unknown top-level key 'nonsense'"):
         parse_rules(bad)
+
+
+def frames(*names: tuple[str, str]) -> list[Frame]:
+    """Innermost first, as py-spy lists them: (function, file) pairs named like vLLM's and torch's."""
+    return [Frame(name, filename, 10 * (i + 1)) for i, (name, filename) in enumerate(names)]
+
+
+def process(pid: int, title: str, stack: list[Frame]) -> ProcessDump:
+    return ProcessDump(pid, title[:15], title, [ThreadStack(pid, "MainThread", False, False, stack)])
+
+
+WORKER_IDLE = frames(("Condition.wait", "threading.py"), ("MessageQueue.acquire_read", "vllm/distributed/device_communicators/shm_broadcast.py"),
+                     ("MessageQueue.dequeue", "vllm/distributed/device_communicators/shm_broadcast.py"),
+                     ("WorkerProc.worker_busy_loop", "vllm/v1/executor/multiproc_executor.py"))
+ENGINE_IDLE = frames(("Condition.wait", "threading.py"), ("Queue.get", "queue.py"),
+                     ("EngineCoreProc._process_input_queue", "vllm/v1/engine/core.py"),
+                     ("EngineCoreProc.run_busy_loop", "vllm/v1/engine/core.py"))
+
+
+def test_workers_waiting_on_an_idle_engine_core_are_not_stuck() -> None:
+    tree = [process(10, "VLLM::EngineCore", ENGINE_IDLE), process(11, "VLLM::Worker_TP0", WORKER_IDLE),
+            process(12, "VLLM::Worker_TP1", WORKER_IDLE)]
+    analysis = analyze(tree)
+    assert not analysis.stuck and analysis.headline.startswith("not stuck: EngineCore idle")
+    assert analysis.summary[1].startswith("2 workers: waiting in the shm broadcast queue: worker_busy_loop → dequeue → acquire_read")
+
+
+def test_an_engine_core_stuck_under_its_busy_loop_is_not_idle() -> None:
+    step = frames(("synchronize", "torch/cuda/__init__.py"), ("execute_model", "vllm/v1/worker/gpu_model_runner.py"),
+                  ("EngineCoreProc.run_busy_loop", "vllm/v1/engine/core.py"))
+    shm = frames(("MessageQueue.acquire_write", "vllm/distributed/device_communicators/shm_broadcast.py"),
+                 ("EngineCoreProc.run_busy_loop", "vllm/v1/engine/core.py"))
+    unknown = frames(("some_kernel_wrapper", "vllm/model_executor/layers/thing.py"),
+                     ("EngineCoreProc.run_busy_loop", "vllm/v1/engine/core.py"))
+    assert analyze([process(10, "VLLM::EngineCore", step)]).processes[0].classification == "device_sync"
+    assert analyze([process(10, "VLLM::EngineCore", shm)]).processes[0].classification == "shm_queue"
+    assert analyze([process(10, "VLLM::EngineCore", unknown)]).processes[0].classification == "running"
+
+
+@pytest.mark.parametrize(("stack", "expected"), [
+    (frames(("compile_fx", "torch/_inductor/compile_fx.py"), ("__call__", "vllm/compilation/backends.py")), "compiling"),
+    (frames(("wait", "subprocess.py"), ("_worker_compile_triton", "torch/_inductor/async_compile.py")), "compiling"),
+    (frames(("safe_open.get_tensor", "safetensors/torch.py"), ("safetensors_weights_iterator", "vllm/model_executor/model_loader/weight_utils.py")), "loading_weights"),
+    (frames(("all_reduce", "vllm/distributed/device_communicators/pynccl.py"), ("tensor_model_parallel_all_reduce", "vllm/distributed/communication_op.py")), "collective"),
+    (frames(("barrier", "torch/distributed/distributed_c10d.py"), ("init_worker_distributed_environment", "vllm/v1/worker/gpu_worker.py")), "collective"),
+    (frames(("recv_multipart", "zmq/sugar/socket.py"), ("get_output", "vllm/v1/engine/core_client.py")), "rpc_poll"),
+    (frames(("read", "myloader.py"), ("open_shard", "myloader.py")), "file_io"),
+])
+def test_each_class_from_frames_named_like_the_real_ones(stack: list[Frame], expected: str) -> None:
+    assert analyze([process(10, "VLLM::Worker_TP0", stack)]).processes[0].classification == expected

@@ -238,7 +238,10 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
     workers = [v for v in views if v.role == "Worker"]
     others = [v for v in views if v.role != "Worker" and v.state != "T"]
     engines = [v for v in others if v.role == "EngineCore"]
-    idle = bool(engines) and all(v.classification == "idle_serving" for v in engines) and not analysis.stuck
+    engines_idle = bool(engines) and all(v.classification == "idle_serving" for v in engines)
+    if engines_idle:  # workers waiting for the idle engine's next message (worker_busy_loop) wait normally
+        analysis.stuck = any(v.stuck for v in views if v.classification not in ("shm_queue", "rpc_poll"))
+    idle = engines_idle and not analysis.stuck
     if idle:
         lines.append(f"not stuck: {', '.join(v.label for v in engines)} idle, waiting for requests "
                      f"({engines[0].main.path if engines[0].main else '?'})")
