@@ -106,6 +106,9 @@ def test_a_process_that_could_not_be_dumped_is_said_so_with_the_reason() -> None
 
 @pytest.mark.parametrize(("name", "cmdline", "label"), [
     ("VLLM::Worker_TP", "VLLM::Worker_PP1_TP2", "Worker_PP1_TP2"),
+    ("VLLM::Worker_DP", "VLLM::Worker_DP1_PP0_PCP1_TP3_DCP2", "Worker_DP1_PP0_TP3"),
+    ("VLLM::EngineCor", "VLLM::EngineCore_TP1", "Worker_TP1"),
+    ("VLLM::DPEngineC", "VLLM::DPEngineCore_2", "EngineCore_DP2"),
     ("VLLM::EngineCor", "VLLM::EngineCore_DP1", "EngineCore_DP1"),
     ("VLLM::EngineCor", "", "EngineCore"),
     ("python", "python -m vllm.entrypoints.openai.api_server --model m", "API server"),
@@ -135,7 +138,9 @@ def process(pid: int, title: str, stack: list[Frame]) -> ProcessDump:
     return ProcessDump(pid, title[:15], title, [ThreadStack(pid, "MainThread", False, False, stack)])
 
 
-WORKER_IDLE = frames(("Condition.wait", "threading.py"), ("MessageQueue.acquire_read", "vllm/distributed/device_communicators/shm_broadcast.py"),
+WORKER_IDLE = frames(("Poller.poll", "zmq/sugar/poll.py"), ("SpinCondition.wait", "vllm/distributed/device_communicators/shm_broadcast.py"),
+                     ("MessageQueue.acquire_read", "vllm/distributed/device_communicators/shm_broadcast.py"),
+                     ("_GeneratorContextManager.__enter__", "contextlib.py"),
                      ("MessageQueue.dequeue", "vllm/distributed/device_communicators/shm_broadcast.py"),
                      ("WorkerProc.worker_busy_loop", "vllm/v1/executor/multiproc_executor.py"))
 ENGINE_IDLE = frames(("Condition.wait", "threading.py"), ("Queue.get", "queue.py"),
@@ -148,7 +153,7 @@ def test_workers_waiting_on_an_idle_engine_core_are_not_stuck() -> None:
             process(12, "VLLM::Worker_TP1", WORKER_IDLE)]
     analysis = analyze(tree)
     assert not analysis.stuck and analysis.headline.startswith("not stuck: EngineCore idle")
-    assert analysis.summary[1].startswith("2 workers: waiting in the shm broadcast queue: worker_busy_loop → dequeue → acquire_read")
+    assert analysis.summary[1].startswith("2 workers: waiting in the shm broadcast queue: dequeue → acquire_read → wait")
 
 
 def test_an_engine_core_stuck_under_its_busy_loop_is_not_idle() -> None:
