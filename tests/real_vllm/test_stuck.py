@@ -36,12 +36,13 @@ def test_idle_server_is_idle_waiting_for_requests_and_a_stopped_engine_core_is_s
 
         engine.dump_stacks(run.id, cause="idle check")
         idle = run.stuck
+        seen = (idle["summary"], [(p["label"], p["classification"], p["frames"]) for p in idle["processes"]])
         core = engine_core(idle)
-        assert core["classification"] == "idle_serving", idle["summary"]
+        assert core["classification"] == "idle_serving", seen
         assert "_process_input_queue" in core["top_frame"]
-        assert idle["stuck"] is False and idle["headline"].startswith("not stuck: EngineCore idle, waiting for requests")
+        assert idle["stuck"] is False and idle["headline"].startswith("not stuck: EngineCore idle, waiting for requests"), seen
         api = next(p for p in idle["processes"] if p["role"] == "API server")
-        assert api["classification"] == "idle_serving", idle["summary"]
+        assert api["classification"] == "idle_serving", seen
 
         stopped_pid = core["pid"]
         os.kill(stopped_pid, signal.SIGSTOP)
