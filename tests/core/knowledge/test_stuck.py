@@ -198,3 +198,13 @@ def test_a_recorded_run_without_a_saved_analysis_is_analysed_from_its_dump_files
     (stacks / "20260101-000000-2.json").write_text(json.dumps({"stuck": {"headline": "saved", "summary": ["saved"]}}))
     assert stuck_for_run(tmp_path / "runs" / "r1")["headline"] == "saved"  # the saved one wins
     assert stuck_for_run(tmp_path / "runs" / "none") is None
+
+
+def test_a_stopped_process_read_without_pausing_says_where_it_was_stopped() -> None:
+    dumps, facts = load_tree("sim_hang.json")
+    engine = next(d for d in dumps if d.name.startswith("VLLM::EngineCor"))
+    facts[engine.pid] = ProcFacts("stopped", 0.0)
+    analysis = analyze(dumps, facts)
+    assert analysis.headline.startswith(f"EngineCore (PID {engine.pid}) is stopped (state T): nothing in it runs until SIGCONT")
+    assert analysis.headline.endswith("it was in main → start → wait_for_all_reduce (engine_core.py:183)")
+    assert by_label(analysis, "EngineCore").classification == "stopped"

@@ -57,8 +57,12 @@ class ProcessView:
     main: ThreadView | None = None  # the thread that says what the process does
 
     @property
+    def stopped(self) -> bool:
+        return self.state in ("T", "t")
+
+    @property
     def classification(self) -> str:
-        if self.state == "T":
+        if self.stopped:
             return "stopped"
         if self.error:
             return "not_dumpable"
@@ -66,8 +70,8 @@ class ProcessView:
 
     @property
     def title(self) -> str:
-        if self.state == "T":
-            return "stopped (state T: SIGSTOP or a debugger holds it)"
+        if self.stopped:
+            return f"stopped (state {self.state}: SIGSTOP or a debugger holds it)"
         if self.error:
             return f"not dumpable ({self.error})"
         if self.main and self.main.cls:
@@ -89,7 +93,7 @@ class ProcessView:
 
     def where(self) -> str:
         disk = " (state D: in the kernel, waiting for I/O)" if self.state == "D" else ""
-        if self.state == "T" or self.error or not self.main:
+        if self.stopped or self.error or not self.main:
             return self.title + disk
         return f"{self.title}: {self.main.path}{disk}"
 
@@ -155,7 +159,9 @@ def _main_thread(threads: list[ThreadView]) -> ThreadView | None:
 
 def view_process(dump: ProcessDump, facts: ProcFacts | None, rules: StackRules) -> ProcessView:
     role, label, rank = role_of(dump.name, dump.cmdline, rules)
-    view = ProcessView(dump.pid, role, label, rank, short_state(facts.state) if facts else "",
+    # the state sampled before py-spy attached; else what the dump itself recorded, if anything
+    state = short_state(facts.state) if facts and facts.state else str(getattr(dump, "state", "") or "")
+    view = ProcessView(dump.pid, role, label, rank, state,
                        facts.cpu_percent if facts else None, dump.error)
     view.threads = [_view_thread(t, rules) for t in dump.threads]
     view.main = _main_thread(view.threads)
@@ -193,7 +199,7 @@ def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str
     rest = f"while {_names(biggest)} are {biggest[0].title}: {_function(biggest[0])}" + (f" since {since}" if since else "")
     for odd in groups[:-1]:
         who = " and ".join(v.label for v in odd)
-        if odd[0].main and odd[0].state != "T" and not odd[0].error:
+        if odd[0].main and not odd[0].stopped and not odd[0].error:
             verb = "is" if len(odd) == 1 else "are"
             lines.append(f"{who} {verb} still in {odd[0].main.path} [{odd[0].title}] {rest}")
         else:
@@ -233,10 +239,12 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
     analysis = StuckAnalysis(views, [], any(v.stuck for v in views))
     lines: list[str] = []
     for view in views:
-        if view.state == "T":
-            lines.append(f"{view.label} (PID {view.pid}) is stopped (state T): nothing in it runs until SIGCONT")
+        if view.stopped:  # a dump read without pausing still says where it was stopped
+            where = f"; it was in {view.main.path}" if view.main and view.main.frames else ""
+            lines.append(f"{view.label} (PID {view.pid}) is stopped (state {view.state}): nothing in it runs "
+                         f"until SIGCONT{where}")
     workers = [v for v in views if v.role == "Worker"]
-    others = [v for v in views if v.role != "Worker" and v.state != "T"]
+    others = [v for v in views if v.role != "Worker" and not v.stopped]
     engines = [v for v in others if v.role == "EngineCore"]
     engines_idle = bool(engines) and all(v.classification == "idle_serving" for v in engines)
     if engines_idle:  # workers waiting for the idle engine's next message (worker_busy_loop) wait normally
@@ -246,7 +254,7 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
         lines.append(f"not stuck: {', '.join(v.label for v in engines)} idle, waiting for requests "
                      f"({engines[0].main.path if engines[0].main else '?'})")
     if workers:
-        lines.extend(_ranks_lines([w for w in workers if w.state != "T"] or workers, analysis, since))
+        lines.extend(_ranks_lines([w for w in workers if not w.stopped] or workers, analysis, since))
     # the engine and the API server by importance: stuck ones first, then the rest
     for view in sorted(others, key=lambda v: (not v.stuck, v.role != "EngineCore", v.pid)):
         if idle and view.role == "EngineCore":
