@@ -208,3 +208,13 @@ def test_a_stopped_process_read_without_pausing_says_where_it_was_stopped() -> N
     assert analysis.headline.startswith(f"EngineCore (PID {engine.pid}) is stopped (state T): nothing in it runs until SIGCONT")
     assert analysis.headline.endswith("it was in main → start → wait_for_all_reduce (engine_core.py:183)")
     assert by_label(analysis, "EngineCore").classification == "stopped"
+
+
+def test_a_stopped_rank_comes_first_and_the_others_waiting_for_it_are_no_communication_problem() -> None:
+    dumps, facts = load_tree("sim_tp_hang.json")
+    slow = next(d for d in dumps if "Worker_TP1" in d.cmdline)
+    facts[slow.pid] = ProcFacts("stopped", 0.0)
+    analysis = analyze(dumps, facts)
+    assert analysis.headline.startswith(f"Worker_TP1 (PID {slow.pid}) is stopped (state T)")
+    assert analysis.summary[1].startswith("3 workers: waiting in a collective")
+    assert "NCCL_DEBUG" not in " ".join(analysis.summary)

@@ -183,20 +183,25 @@ def _function(view: ProcessView) -> str:
     return view.main.frames[0].name if view.main and view.main.frames else view.classification
 
 
-def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str) -> list[str]:
+def _group_line(group: list[ProcessView]) -> str:
+    return f"{len(group)} workers: {group[0].where()}" if len(group) > 1 else f"{group[0].label}: {group[0].where()}"
+
+
+def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str, every_rank: bool) -> list[str]:
+    """`every_rank`: no rank is left out (stopped): one collective for all is then a communication problem."""
     groups = _group(workers)
     analysis.groups = [{"processes": [v.label for v in g], "classification": g[0].classification,
                         "title": g[0].title, "top_frame": g[0].main.top if g[0].main else None} for g in groups]
     if len(groups) == 1:
         group = groups[0]
-        head = group[0]
-        lines = [f"{len(group)} workers: {head.where()}" if len(group) > 1 else f"{head.label}: {head.where()}"]
-        if len(group) > 1 and head.classification == "collective":
+        lines = [_group_line(group)]
+        if every_rank and len(group) > 1 and group[0].classification == "collective":
             lines.append(f"all ranks wait in the same collective: {COMM_HINT}")
         return lines
     biggest = groups[-1]
     lines = []
-    rest = f"while {_names(biggest)} are {biggest[0].title}: {_function(biggest[0])}" + (f" since {since}" if since else "")
+    rest = (f"while {_names(biggest)} {'are' if len(biggest) > 1 else 'is'} {biggest[0].title}: "
+            f"{_function(biggest[0])}" + (f" since {since}" if since else ""))
     for odd in groups[:-1]:
         who = " and ".join(v.label for v in odd)
         if odd[0].main and not odd[0].stopped and not odd[0].error:
@@ -209,7 +214,7 @@ def _ranks_lines(workers: list[ProcessView], analysis: StuckAnalysis, since: str
                             "function": _function(first), "where": first.where(),
                             "others": [v.label for v in biggest], "others_function": _function(biggest[0]),
                             "others_classification": biggest[0].classification}
-    lines.append(f"{len(biggest)} workers: {biggest[0].where()}")
+    lines.append(_group_line(biggest))
     return lines
 
 
@@ -227,6 +232,16 @@ def _unmoved(before: list[ProcessDump], after: list[ProcessDump], views: dict[in
             if not tv.moved and thread.frames:
                 same.append(f"{view.label} {thread.name or thread.thread_id} in {tv.top}")
     return same
+
+
+def _unmoved_line(analysis: StuckAnalysis) -> list[str]:
+    same = analysis.unmoved
+    if not same:
+        return []
+    listed = "; ".join(same[:4]) + (" …" if len(same) > 4 else "")
+    if not any(t.moved for v in analysis.processes for t in v.threads):
+        return [f"nothing moved since the previous dump ({len(same)} threads): {listed}"]
+    return [f"{len(same)} thread(s) did not move since the previous dump: {listed}"]
 
 
 def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
@@ -254,7 +269,8 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
         lines.append(f"not stuck: {', '.join(v.label for v in engines)} idle, waiting for requests "
                      f"({engines[0].main.path if engines[0].main else '?'})")
     if workers:
-        lines.extend(_ranks_lines([w for w in workers if not w.stopped] or workers, analysis, since))
+        running = [w for w in workers if not w.stopped]
+        lines.extend(_ranks_lines(running or workers, analysis, since, every_rank=len(running) == len(workers)))
     # the engine and the API server by importance: stuck ones first, then the rest
     for view in sorted(others, key=lambda v: (not v.stuck, v.role != "EngineCore", v.pid)):
         if idle and view.role == "EngineCore":
@@ -266,13 +282,7 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
         lines.append(f"a collective that never completes: {COMM_HINT}")
     if previous is not None:
         analysis.unmoved = _unmoved(previous, dumps, {v.pid: v for v in views})
-        moved = sum(1 for v in views for t in v.threads if t.moved)
-        if analysis.unmoved and not moved:
-            lines.append(f"nothing moved since the previous dump ({len(analysis.unmoved)} threads): "
-                         + "; ".join(analysis.unmoved[:4]) + (" …" if len(analysis.unmoved) > 4 else ""))
-        elif analysis.unmoved:
-            lines.append(f"{len(analysis.unmoved)} thread(s) did not move since the previous dump: "
-                         + "; ".join(analysis.unmoved[:4]) + (" …" if len(analysis.unmoved) > 4 else ""))
+        lines.extend(_unmoved_line(analysis))
     if not views:
         lines.append("no Python process to read")
     elif not lines:  # no vLLM role here: say what each process is in
