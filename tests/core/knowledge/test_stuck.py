@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.stack_fixtures import load_tree
+from tests.stack_fixtures import STACKS, load_tree
 from workbench.core.knowledge.stackrules import load_rules, parse_rules
 from workbench.core.knowledge.stuck import analyze, role_of
 from workbench.core.knowledge.stuckfiles import stuck_for_run
@@ -218,3 +218,14 @@ def test_a_stopped_rank_comes_first_and_the_others_waiting_for_it_are_no_communi
     assert analysis.headline.startswith(f"Worker_TP1 (PID {slow.pid}) is stopped (state T)")
     assert analysis.summary[1].startswith("3 workers: waiting in a collective")
     assert "NCCL_DEBUG" not in " ".join(analysis.summary)
+
+
+def test_the_engines_dump_file_of_a_real_idle_tree_with_a_worker_is_not_stuck(tmp_path) -> None:  # noqa: ANN001
+    stacks = tmp_path / "runs" / "r1" / "stacks"
+    stacks.mkdir(parents=True)
+    (stacks / "20261204-195259-1.json").write_text((STACKS / "vllm_cpu_idle_with_worker_dumpfile.json").read_text())
+    stuck = stuck_for_run(tmp_path / "runs" / "r1")
+    roles = {p["label"]: p["classification"] for p in stuck["processes"]}
+    assert roles["EngineCore"] == "idle_serving" and roles["Worker"] == "shm_queue" and roles["API server"] == "idle_serving"
+    assert stuck["stuck"] is False and stuck["headline"].startswith("not stuck: EngineCore idle, waiting for requests")
+    assert stuck["summary"][1] == "Worker: waiting in the shm broadcast queue: dequeue → acquire_read → wait (shm_broadcast.py:210)"
