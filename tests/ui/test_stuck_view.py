@@ -51,6 +51,8 @@ async def test_hung_tp_pane_shows_the_odd_rank_above_the_log_and_in_the_stacks_p
             assert "load_weights" in banner
             await wait_for(lambda: "Where it is stuck" in text_of(app, ".stacks"), what="the stacks panel's head")
             assert text_of(app, ".stacks").lstrip().startswith("Where it is stuck")
+            await pilot.pause(0.5)  # one layout pass after the banner was shown
+            assert app.query_one(".stuck-banner").region.height > 0  # on screen, not only filled in
             if os.environ.get("WORKBENCH_SNAPSHOT"):  # a picture to look at
                 app.save_screenshot(os.environ["WORKBENCH_SNAPSHOT"])
             await pilot.press("q")
