@@ -229,3 +229,14 @@ def test_the_engines_dump_file_of_a_real_idle_tree_with_a_worker_is_not_stuck(tm
     assert roles["EngineCore"] == "idle_serving" and roles["Worker"] == "shm_queue" and roles["API server"] == "idle_serving"
     assert stuck["stuck"] is False and stuck["headline"].startswith("not stuck: EngineCore idle, waiting for requests")
     assert stuck["summary"][1] == "Worker: waiting in the shm broadcast queue: dequeue → acquire_read → wait (shm_broadcast.py:210)"
+
+
+def test_a_compiler_subprocess_of_the_tree_says_it_is_compiling() -> None:
+    dumps, facts = load_tree("vllm_cpu_idle.json")
+    dumps.append(ProcessDump(4242, "cc1plus", "cc1plus -O3 -fPIC /tmp/torchinductor_root/ab/cabc.cpp", error="not a Python process"))
+    dumps.append(ProcessDump(4243, "bash", "bash", error="not a Python process"))
+    analysis = analyze(dumps, facts)
+    compiler = by_label(analysis, "cc1plus")
+    assert compiler.classification == "compiling" and analysis.stuck
+    assert any(line.startswith("cc1plus (PID 4242): compiling (a compiler subprocess): cc1plus -O3") for line in analysis.summary)
+    assert not any("bash" in line for line in analysis.summary)

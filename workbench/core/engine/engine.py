@@ -203,10 +203,12 @@ class Engine:
         run = self.get(run_id)
         pids = [p.pid for p in run.sample_tree()]
         before = cpu_sample(pids)  # the state before py-spy attaches (a traced process reads as stopped)
-        dumps = python_dumps(dump_tree(pids, native, locals_, self.settings.dump_timeout))
+        every = dump_tree(pids, native, locals_, self.settings.dump_timeout)
+        dumps = python_dumps(every)
         history = self.dumps.setdefault(run_id, [])
         since = time.strftime("%H:%M:%S", time.localtime(run.started_wall + run.last_progress - run.started))
-        stuck = analyze_stuck(dumps, facts_between(before, cpu_sample(pids)), history[-1] if history else None, since=since)
+        # every process, not only Python: a compiler subprocess says the engine is compiling
+        stuck = analyze_stuck(every, facts_between(before, cpu_sample(pids)), history[-1] if history else None, since=since)
         run.stuck = stuck.to_dict()
         text = "Where it is stuck:\n" + "".join(f"  {line}\n" for line in stuck.summary) + "\n" + format_dumps(dumps)
         if history:

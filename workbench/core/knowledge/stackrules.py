@@ -48,6 +48,7 @@ class StackRules:
     idle: tuple[FrameRule, ...]
     roles: tuple[RoleRule, ...]
     classes: tuple[StackClass, ...]
+    compiler: re.Pattern[str] | None = None  # the name of a compiler subprocess (not Python: no stack)
 
     def is_idle_frame(self, name: str, filename: str) -> bool:
         return any(rule.matches(name, filename) for rule in self.idle)
@@ -80,14 +81,15 @@ class StackRules:
         return None
 
 
-def _pattern(path: Path, text: str, raw: object, key: str, array: str, index: int) -> re.Pattern[str]:
+def _pattern(path: Path, text: str, raw: object, key: str, array: str | None, index: int) -> re.Pattern[str]:
     line = locate(text, key, array, index)
+    where = f"{array} #{index + 1}: " if array else ""
     if not isinstance(raw, str):
-        raise DataFileError(str(path), f"{array} #{index + 1}: {key} must be a string", line, key)
+        raise DataFileError(str(path), f"{where}{key} must be a string", line, key)
     try:
         return re.compile(raw)
     except re.error as exc:
-        raise DataFileError(str(path), f"{array} #{index + 1}: bad regular expression in {key}: {exc}", line, key) from None
+        raise DataFileError(str(path), f"{where}bad regular expression in {key}: {exc}", line, key) from None
 
 
 def _frame_rule(path: Path, text: str, raw: object, array: str, index: int) -> FrameRule:
@@ -101,7 +103,7 @@ def _frame_rule(path: Path, text: str, raw: object, array: str, index: int) -> F
 
 def parse_rules(path: Path) -> StackRules:
     data, text = load_toml(path)
-    unknown = set(data) - {"schema", "idle_frame", "role", "class"}
+    unknown = set(data) - {"schema", "idle_frame", "role", "class", "compiler_process"}
     if unknown:
         key = sorted(unknown)[0]
         raise DataFileError(str(path), f"unknown top-level key {key!r} (expected [[idle_frame]], [[role]], [[class]])",
@@ -125,7 +127,8 @@ def parse_rules(path: Path) -> StackRules:
         rules = tuple(_frame_rule(path, text, rule, "class", i) for rule in raw["rules"])
         classes.append(StackClass(str(raw["id"]), str(raw["title"]), bool(raw.get("stuck", True)), rules,
                                   bool(raw.get("innermost", False)), bool(raw.get("fallback", False))))
-    return StackRules(idle, tuple(roles), tuple(classes))
+    compiler = _pattern(path, text, data["compiler_process"], "compiler_process", None, 0) if "compiler_process" in data else None
+    return StackRules(idle, tuple(roles), tuple(classes), compiler)
 
 
 @lru_cache(maxsize=4)

@@ -55,6 +55,8 @@ class ProcessView:
     error: str
     threads: list[ThreadView] = field(default_factory=list)
     main: ThreadView | None = None  # the thread that says what the process does
+    compiler: bool = False  # a compiler subprocess (no Python stack): the tree is compiling
+    cmdline: str = ""
 
     @property
     def stopped(self) -> bool:
@@ -64,6 +66,8 @@ class ProcessView:
     def classification(self) -> str:
         if self.stopped:
             return "stopped"
+        if self.compiler:
+            return "compiling"
         if self.error:
             return "not_dumpable"
         return self.main.cls.id if self.main and self.main.cls else "running"
@@ -72,6 +76,8 @@ class ProcessView:
     def title(self) -> str:
         if self.stopped:
             return f"stopped (state {self.state}: SIGSTOP or a debugger holds it)"
+        if self.compiler:
+            return "compiling (a compiler subprocess)"
         if self.error:
             return f"not dumpable ({self.error})"
         if self.main and self.main.cls:
@@ -80,7 +86,7 @@ class ProcessView:
 
     @property
     def stuck(self) -> bool:
-        if self.classification == "stopped" or self.state == "D":
+        if self.classification in ("stopped", "compiling") or self.state == "D":
             return True
         if self.error:
             return False
@@ -163,6 +169,9 @@ def view_process(dump: ProcessDump, facts: ProcFacts | None, rules: StackRules) 
     state = short_state(facts.state) if facts and facts.state else str(getattr(dump, "state", "") or "")
     view = ProcessView(dump.pid, role, label, rank, state,
                        facts.cpu_percent if facts else None, dump.error)
+    view.compiler = bool(dump.error and not dump.threads and rules.compiler and rules.compiler.search(dump.name))
+    if view.compiler:
+        view.label, view.rank, view.cmdline = dump.name, dump.name, dump.cmdline
     view.threads = [_view_thread(t, rules) for t in dump.threads]
     view.main = _main_thread(view.threads)
     return view
@@ -275,6 +284,9 @@ def analyze(dumps: list[ProcessDump], facts: dict[int, ProcFacts] | None = None,
     for view in sorted(others, key=lambda v: (not v.stuck, v.role != "EngineCore", v.pid)):
         if idle and view.role == "EngineCore":
             continue  # said in the first line
+        if view.compiler:
+            lines.append(f"{view.label} (PID {view.pid}): {view.title}: {view.cmdline[:120]}")
+            continue
         if view.error == "not a Python process" or (view.role == "process" and not view.stuck and not view.error):
             continue  # helpers (a resource tracker) only where they are the problem
         lines.append(f"{view.label} (PID {view.pid}): {view.where()}" + (f" since {since}" if since and view.stuck else ""))
