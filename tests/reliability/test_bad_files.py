@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import REPO
 from workbench.core.knowledge.signatures import load_file
+from workbench.core.knowledge.stackrules import parse_rules
 from workbench.core.record.debugvars import load_debug_vars
 from workbench.core.record.recipe import load_recipe
 from workbench.core.tomlfile import DataFileError, tomllib
@@ -30,6 +31,7 @@ LOADERS: dict[str, tuple[Callable[[Path], Any], Path]] = {
     "layout": (lambda p: load_layout(str(p)), REPO / "layouts" / "grid.toml"),
     "keymap": (lambda p: load_bindings(user=p), REPO / "workbench" / "keymap.toml"),
     "debug_vars": (lambda p: load_debug_vars(user=p), REPO / "workbench" / "debug_vars.toml"),
+    "stacks": (parse_rules, REPO / "workbench" / "data" / "stacks.toml"),
 }
 SAMPLES = {name: tomllib.loads(path.read_text()) for name, (_l, path) in LOADERS.items()}
 

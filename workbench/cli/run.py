@@ -65,10 +65,16 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if not pids:
         sys.stderr.write(f"workbench dump: error: no process with PID {args.pid}\n")
         return V.EXIT_USAGE
+    from workbench.core.knowledge.stuck import analyze
+    from workbench.core.probes.procfacts import facts_between, sample
+
+    before = sample(pids)  # the state before py-spy attaches
     dumps = python_dumps(dump_tree(pids, args.native, args.locals, args.timeout))
     if args.json:
         sys.stdout.write(json.dumps([d.to_dict() for d in dumps]) + "\n")
     else:
+        stuck = analyze(dumps, facts_between(before, sample(pids)))
+        sys.stdout.write("Where it is stuck:\n" + "".join(f"  {line}\n" for line in stuck.summary) + "\n")
         sys.stdout.write(format_dumps(dumps))
     return 0 if any(d.ok for d in dumps) else 1
 

@@ -178,6 +178,9 @@ def summary_text(result: dict, colour: bool) -> str:
     paint = COLOURS["error"] if verdict != V.HEALTHY else "\x1b[1;32m"
     head = f"verdict: {verdict.upper()}"
     lines = [(paint + head + RESET) if colour else head, f"  {result.get('reason', '')}"]
+    stuck = result.get("stuck") or {}
+    if stuck.get("summary") and (verdict == V.HUNG or stuck.get("stuck")):  # where it is stuck, from the stacks (knowledge/stuck.py)
+        lines.extend(f"  {'stuck: ' if i == 0 else '  '}{line}" for i, line in enumerate(stuck["summary"][:6]))
     root = result.get("root_cause")
     if root:
         lines.append(f"root cause: {root['title']}  [{root['id']}]")

@@ -93,6 +93,11 @@ class EngineCore:
             self.die(failure)
         if self.scenario.hang_at == "distributed":
             wait_for_all_reduce()
+        if self.scenario.hang_at == "tp_load":
+            from workbench.sim import tp_hang
+
+            log.info("v1/worker/gpu_model_runner.py", 2602, f"Starting to load model {o['model']}...")
+            tp_hang.collective_rpc(tp_hang.start_workers(self.scenario.extra["tp"], self.scenario.extra["slow_rank"]))
         log.info("v1/attention/backends/flash_attn.py", 351, "Using Flash Attention backend on V1 engine." if o["log_format"] == "0.11"
                  else "Using FLASH_ATTN attention backend out of potential backends: ['FLASH_ATTN', 'FLEX_ATTENTION'].")
         self.load()

@@ -105,6 +105,8 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario("hang", "stops printing after distributed init and sits in wait_for_all_reduce", hang_at="distributed"),
+        Scenario("tp-hang", "TP=4: rank 1 is still reading its weight shard while ranks 0, 2, 3 wait in all_reduce",
+                 hang_at="tp_load", extra={"tp": 4, "slow_rank": 1}),
         Scenario(
             "dynamo-interpolate", "torch.compile of interpolate fails (NPU); fine with TORCHDYNAMO_DISABLE=1 or --enforce-eager",
             platform="ascend",

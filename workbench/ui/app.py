@@ -314,7 +314,7 @@ class WorkbenchApp(RunActions, LogActions, App):
                 gpu = gpu if gpu is not None else gpu_memory_by_pid()
                 pane.set_panel("tree", tree_text(run, gpu))
             if run is not None and pane.has_panel("stacks"):
-                pane.set_panel("stacks", stacks_text(self.engine.dumps.get(run.id, [])))
+                pane.set_panel("stacks", stacks_text(self.engine.dumps.get(run.id, []), stuck=run.stuck))
         self._refresh_conclusion()
 
     def _refresh_conclusion(self) -> None:

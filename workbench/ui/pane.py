@@ -12,6 +12,7 @@ from workbench.core.knowledge.records import Finding
 from workbench.ui.layouts import Layout
 from workbench.ui.logview import LogView
 from workbench.ui.panels import finding_prompt, header_text, phases_text, pinned_text
+from workbench.ui.stuckview import stuck_banner_text
 
 
 class FindingsList(OptionList):
@@ -56,6 +57,7 @@ class RunPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(classes="pane-header", id=f"header-{self.index}")
         yield Static(classes="pinned", id=f"pinned-{self.index}")
+        yield Static(classes="stuck-banner", id=f"stuck-{self.index}")
         panels = self.layout_spec.panels
         if self.layout_spec.arrangement == "grid":
             with Grid(classes="cells"):
@@ -92,12 +94,17 @@ class RunPane(Vertical):
         if run is None:
             self.query_one(".pane-header", Static).update("[i]no run in this pane yet[/i]")
             self.query_one(".pinned", Static).update("")
+            self.query_one(".stuck-banner", Static).display = False
             return
         self.query_one(".pane-header", Static).update(header_text(run, tick))
         pinned = pinned_text(run)
         widget = self.query_one(".pinned", Static)
         widget.update(pinned)
         widget.display = bool(pinned)
+        banner = stuck_banner_text(run.verdict, run.stuck)
+        stuck = self.query_one(".stuck-banner", Static)
+        stuck.update(banner)
+        stuck.display = bool(banner)
 
     def set_panel(self, name: str, markup: str) -> None:
         for widget in self.query(f"Static.{name}"):

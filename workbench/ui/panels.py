@@ -11,6 +11,7 @@ from workbench.core.knowledge.records import Finding
 from workbench.core.probes.stacks import ProcessDump, unmoved_threads
 from workbench.core.record.debugvars import DebugVar, env_diff
 from workbench.core.secrets import mask_argv, mask_env
+from workbench.ui.stuckview import stacks_head
 
 SPINNER = "◐◓◑◒"
 
@@ -100,12 +101,13 @@ def _busyness(dump: ProcessDump) -> tuple:
     return (not dump.ok, -active, -len(dump.threads))
 
 
-def stacks_text(history: list[list[ProcessDump]], frames: int = 8) -> str:
-    """The latest dump, grouped by process, busiest first; then what did not move since the last one."""
+def stacks_text(history: list[list[ProcessDump]], frames: int = 8, stuck: dict | None = None) -> str:
+    """Where it is stuck, then the latest dump, grouped by process, busiest first; then what did not
+    move since the last one."""
     if not history:
         return "[b]Stacks[/b]\n[i]no dump yet: press d[/i]"
     latest = history[-1]
-    lines = [f"[b]Stacks[/b] (dump {len(history)})"]
+    lines = [*stacks_head(stuck), f"[b]Stacks[/b] (dump {len(history)})"]
     for dump in sorted(latest, key=_busyness):
         lines.append(f"[b]PID {dump.pid}[/b] {escape(dump.name)}" + (f"  [red]{escape(dump.error)}[/]" if dump.error else ""))
         threads = sorted(dump.threads, key=lambda t: (not t.owns_gil, not t.active))

@@ -44,7 +44,7 @@ class RunActions:
     def action_show_stacks(self) -> None:
         run = self.current_run()
         if run is not None:
-            self.push_screen(TextScreen(stacks_text(self.engine.dumps.get(run.id, []), frames=30)))
+            self.push_screen(TextScreen(stacks_text(self.engine.dumps.get(run.id, []), frames=30, stuck=run.stuck)))
 
     def action_profile(self) -> None:
         run = self.current_run()

@@ -36,7 +36,10 @@ from workbench.core.engine.watch import Watcher
 from workbench.core.knowledge import verdicts as V
 from workbench.core.knowledge.diagnosis import Recogniser
 from workbench.core.knowledge.signatures import KnowledgeBase, load_knowledge_base
+from workbench.core.knowledge.stuck import analyze as analyze_stuck
 from workbench.core.probes.http import SmokeOutcome, base_url, smoke
+from workbench.core.probes.procfacts import facts_between
+from workbench.core.probes.procfacts import sample as cpu_sample
 from workbench.core.probes.stacks import (
     ProcessDump,
     dump_tree,
@@ -199,9 +202,15 @@ class Engine:
                     cause: str = "key") -> list[ProcessDump]:
         run = self.get(run_id)
         pids = [p.pid for p in run.sample_tree()]
-        dumps = python_dumps(dump_tree(pids, native, locals_, self.settings.dump_timeout))
+        before = cpu_sample(pids)  # the state before py-spy attaches (a traced process reads as stopped)
+        every = dump_tree(pids, native, locals_, self.settings.dump_timeout)
+        dumps = python_dumps(every)
         history = self.dumps.setdefault(run_id, [])
-        text = format_dumps(dumps)
+        since = time.strftime("%H:%M:%S", time.localtime(run.started_wall + run.last_progress - run.started))
+        # every process, not only Python: a compiler subprocess says the engine is compiling
+        stuck = analyze_stuck(every, facts_between(before, cpu_sample(pids)), history[-1] if history else None, since=since)
+        run.stuck = stuck.to_dict()
+        text = "Where it is stuck:\n" + "".join(f"  {line}\n" for line in stuck.summary) + "\n" + format_dumps(dumps)
         if history:
             same = unmoved_threads(history[-1], dumps)
             if same:
@@ -212,11 +221,13 @@ class Engine:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         rel = f"runs/{run_id}/stacks/{stamp}-{len(history)}"
         self.session.write_text(rel + ".txt", text)
-        path = self.session.write_json(rel + ".json", {"cause": cause, "processes": [d.to_dict() for d in dumps]})
+        path = self.session.write_json(rel + ".json", {"cause": cause, "stuck": run.stuck,
+                                                      "processes": [d.to_dict() for d in dumps]})
         run.dump_paths.append(str(path))
         errors = [f"PID {d.pid}: {d.error}" for d in dumps if d.error]
         summary = f"{sum(1 for d in dumps if d.ok)} of {len(dumps)} Python processes dumped"
-        self.bus.publish(StacksDumped(run_id, path=str(path), processes=len(dumps), errors=errors, summary=summary))
+        self.bus.publish(StacksDumped(run_id, path=str(path), processes=len(dumps), errors=errors, summary=summary,
+                                      stuck=run.stuck))
         return dumps
 
     def smoke(self, run_id: str) -> SmokeOutcome:

@@ -115,6 +115,7 @@ class StacksDumped(Event):
     processes: int
     errors: list[str]
     summary: str
+    stuck: dict = field(default_factory=dict)  # the stack analysis (core/knowledge/stuck.py)
 
 
 @_event

@@ -123,6 +123,7 @@ def load_runs(directory: Path, recogniser: Recogniser, settings: Settings) -> li
         run.started = time.monotonic() - float(summary.get("seconds") or 0.0)
         run.ended = time.monotonic()
         run.dump_paths = list(summary.get("dumps", []))
+        run.stuck = summary.get("stuck")
         run.recorded = True
         run.reader_done.set()
         run.exited.set()

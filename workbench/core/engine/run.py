@@ -65,6 +65,7 @@ class Run:
         self.verdict_reason: str = ""
         self.smoke_results: list[SmokeOutcome] = []
         self.dump_paths: list[str] = []
+        self.stuck: dict | None = None  # where the last dump says the tree is (knowledge/stuck.py)
         self.stopping = False
         self.recorded = False  # loaded from a past session: read-only, nothing to stop or save
         self.stop_signal: str | None = None
@@ -231,6 +232,7 @@ class Run:
                 "lines": len(self.store),
                 "log": str(self.store.path),
                 "dumps": list(self.dump_paths),
+                "stuck": self.stuck,
                 "tree": [p.to_dict() for p in self.live_tree],
                 "known_pids": sorted(self.known_pids),
                 "plog": None if self.plog_store is None else {

@@ -29,6 +29,7 @@ class Analysis:
     source: str
     diagnosis: Diagnosis
     lines: int
+    stuck: dict | None = None  # a session's run: where its last stack dump says it is stuck
 
     def to_dict(self) -> dict[str, Any]:
         diag = self.diagnosis
@@ -42,6 +43,7 @@ class Analysis:
             "last_phase": diag.phases.current,
             "findings": [f.to_dict() for f in diag.findings_list()],
             "lines": self.lines,
+            "stuck": self.stuck,
         }
 
 
@@ -155,7 +157,12 @@ def analyze_path(path: str, recogniser: Recogniser) -> list[Analysis]:
         return [analyze_stream(sys.stdin.buffer, recogniser, "<stdin>")]
     p = Path(path)
     if p.is_dir():
-        return [analyze_path(str(log), recogniser)[0] for log in session_logs(p)]
+        from workbench.core.knowledge.stuckfiles import stuck_for_run
+
+        analyses = [analyze_path(str(log), recogniser)[0] for log in session_logs(p)]
+        for analysis in analyses:
+            analysis.stuck = stuck_for_run(Path(analysis.source).parent)
+        return analyses
     try:
         with open(p, "rb") as handle:
             return [analyze_stream(handle, recogniser, str(p))]

@@ -198,3 +198,14 @@ def unmoved_threads(before: list[ProcessDump], after: list[ProcessDump]) -> list
 
 def format_dumps(dumps: list[ProcessDump]) -> str:
     return "\n".join(d.text() for d in python_dumps(dumps))
+
+
+def parse_threads(payload: list[dict]) -> list[ThreadStack]:
+    """py-spy's `dump --json` output as threads (a recorded dump is read back the same way)."""
+    return [
+        ThreadStack(int(t.get("thread_id") or 0), t.get("thread_name") or "", bool(t.get("active")),
+                    bool(t.get("owns_gil")),
+                    [Frame(f.get("name", "?"), f.get("short_filename") or f.get("filename", "?"), int(f.get("line") or 0))
+                     for f in t.get("frames", [])])
+        for t in payload
+    ]

@@ -53,6 +53,20 @@ def _context(log: Path, seq: int, before: int = 12, after: int = 3) -> str:
     return "\n".join(lines[max(0, seq - before): seq + after + 1])
 
 
+def _stuck_section(directory: Path, summaries: list[dict]) -> list[str]:
+    """Where each hung run is stuck, from the stacks of all its processes."""
+    from workbench.core.knowledge.stuckfiles import stuck_for_run
+
+    out = []
+    for s in summaries:
+        stuck = s.get("stuck") or (stuck_for_run(directory / "runs" / s.get("run", "")) if s.get("dumps") else None)
+        if not stuck or not stuck.get("summary") or not (s.get("verdict") == "hung" or stuck.get("stuck")):
+            continue
+        out.append(f"Where run {s.get('run')} is stuck, from the stacks of every process of its tree:\n\n```text\n"
+                   + "\n".join(stuck["summary"]) + "\n```\n")
+    return out
+
+
 def issue_markdown(directory: Path) -> str:
     """vLLM's bug template: environment, the command, the root-cause error, what was tried, expected."""
     events = read_events(directory)
@@ -98,6 +112,7 @@ def issue_markdown(directory: Path) -> str:
         dumps = sum(len(s.get("dumps", [])) for s in summaries)
         if dumps:
             parts.append(f"{dumps} stack dump(s) of the process tree are in the bundle (`runs/*/stacks/`).\n")
+    parts.extend(_stuck_section(directory, summaries))
     parts.append("### Expected behaviour\n\nThe server starts (`Application startup complete.`) and answers "
                  "a chat completion.\n")
     parts.append(f"_Bundled by vLLM Workbench on {time.strftime('%Y-%m-%d')}; every file is in the archive._\n")

@@ -168,6 +168,7 @@ class RemoteEngine:
             run.session_phase(event.phase, event.elapsed)
         elif isinstance(event, StacksDumped):
             run.dump_paths.append(event.path)
+            run.stuck = event.stuck or run.stuck
             self.dumps[run.id] = load_dumps(run.dir)
 
     # -- commands out ----------------------------------------------------------------------------
