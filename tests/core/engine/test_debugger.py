@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, wait_until, workbench
+from tests.helpers import free_port, wait_until
 from workbench.core.engine.debugger import (
     DebugLaunchError,
     debugpy_argv,
@@ -18,12 +20,7 @@ from workbench.core.engine.debugger import (
     plan_debug_run,
     ssh_forward_line,
 )
-from workbench.core.engine.engine import Engine
-from workbench.core.engine.events import Notice, Verdict
-from workbench.core.engine.settings import Settings
 from workbench.core.knowledge import verdicts as V
-from workbench.core.knowledge.signatures import load_knowledge_base
-from workbench.core.record.session import Session
 
 pytest.importorskip("debugpy")
 
@@ -124,50 +121,52 @@ def test_a_target_without_debugpy_is_told_how_to_install_it(tmp_path: Path) -> N
         plan_debug_run([str(bare / "bin" / "python"), "-m", "workbench.sim"], 5678)
 
 
-def test_run_prints_the_ssh_and_launch_json_lines(tmp_path: Path, no_leaks: None) -> None:
-    port, debug_port = free_port(), free_port()
-    done = workbench("run", "--headless", "--quiet", "--json", "--debugpy", str(debug_port),
-                     "--session-dir", str(tmp_path / "s"), "--",
-                     sys.executable, "-m", "workbench.sim", "healthy", "--port", str(port), "--time-scale", "0.05")
-    assert f"ssh -L {debug_port}:127.0.0.1:{debug_port} " in done.stderr
-    assert f'"port": {debug_port}' in done.stderr and '"pathMappings"' in done.stderr
-    assert "VLLM_ENABLE_V1_MULTIPROCESSING=0" in done.stderr
-    result = json.loads(done.stdout)
-    assert result["verdict"] == V.HEALTHY, done.stderr[-2000:]
+def attach_and_pause(debug_port: int) -> DapClient:
+    """initialize, attach, configurationDone, then pause the engine-core thread until it stops."""
+    client = connect_when_listening(debug_port)
+    client.response(client.send("initialize", adapterID="workbench-test", clientID="test",
+                                linesStartAt1=True, columnsStartAt1=True, pathFormat="path"))
+    attach = client.send("attach", justMyCode=False, subProcess=False)
+    client.event("initialized")
+    client.response(client.send("configurationDone"))
+    client.response(attach)
+    threads = client.response(client.send("threads"))["body"]["threads"]
+    engine_thread = next(t["id"] for t in threads if t["name"] == "EngineCore")
+    client.response(client.send("pause", threadId=engine_thread))
+    client.event("stopped")
+    return client
 
 
 def test_a_pause_in_the_debugger_is_not_a_hang(tmp_path: Path, no_leaks: None) -> None:
+    """`workbench run --debugpy`: the lines to paste, then a client pauses it and it is not called hung."""
     port, debug_port = free_port(), free_port()
-    plan = plan_debug_run([sys.executable, "-m", "workbench.sim", "slow-graph-capture", "--port", str(port)],
-                          debug_port)
-    settings = Settings()
-    settings.stall_window = 3.0
-    engine = Engine(Session(tmp_path / "session"), load_knowledge_base([]), settings)
-    notices: list[str] = []
-    verdicts: list[str] = []
-    engine.bus.subscribe(lambda e: notices.append(e.text) if isinstance(e, Notice) else
-                         verdicts.append(e.verdict) if isinstance(e, Verdict) else None)
+    session = tmp_path / "s"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", "--headless", "--json", "--stall-window", "3",
+         "--debugpy", str(debug_port), "--session-dir", str(session), "--",
+         sys.executable, "-m", "workbench.sim", "slow-graph-capture", "--port", str(port), "--time-scale", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
     client: DapClient | None = None
     try:
-        run = engine.launch(plan.argv, plan.env_delta)
-        wait_until(lambda: run.diagnosis.phases.reached("graph_capture") or run.verdict is not None, timeout=120)
-        assert run.verdict is None
-        client = connect_when_listening(debug_port)
-        client.response(client.send("initialize", adapterID="workbench-test", clientID="test",
-                                    linesStartAt1=True, columnsStartAt1=True, pathFormat="path"))
-        attach = client.send("attach", justMyCode=False, subProcess=False)
-        client.event("initialized")
-        client.response(client.send("configurationDone"))
-        client.response(attach)
-        threads = client.response(client.send("threads"))["body"]["threads"]
-        engine_thread = next(t["id"] for t in threads if t["name"] == "EngineCore")
-        client.response(client.send("pause", threadId=engine_thread))
-        client.event("stopped")
-        wait_until(lambda: any("paused in the debugger" in n for n in notices) or verdicts, timeout=120)
-        assert verdicts == [] and run.verdict is None, notices
-        assert any("stopped in the debugger" in n for n in notices), notices
-        assert any(Path(p).exists() for p in run.dump_paths)  # the stacks that told it
+        wait_until(lambda: any("graph capture" in line for line in err) or proc.poll() is not None, timeout=120)
+        text = "".join(err)
+        assert f"ssh -L {debug_port}:127.0.0.1:{debug_port} " in text
+        assert f'"port": {debug_port}' in text and '"pathMappings"' in text
+        assert "VLLM_ENABLE_V1_MULTIPROCESSING=0" in text
+        client = attach_and_pause(debug_port)
+        wait_until(lambda: "paused in the debugger" in "".join(err) or proc.poll() is not None, timeout=120)
+        text = "".join(err)
+        assert "stopped in the debugger (a breakpoint or pause)" in text and "verdict: HUNG" not in text
+        proc.send_signal(signal.SIGINT)  # it would stay paused: the user ends it
+        result = json.loads(proc.communicate(timeout=60)[0])
+        assert result["verdict"] != V.HUNG and result["exit_code"] == V.EXIT_INTERRUPTED
+        assert list(session.glob("runs/*/stacks/*.json"))  # the stacks that told it
     finally:
         if client is not None:
-            threading.Thread(target=client.close, daemon=True).start()
-        engine.shutdown()
+            client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -144,3 +144,32 @@ def paused_in_debugger(dumps: Iterable[ProcessDump]) -> str | None:
                         "stopped in the debugger (a breakpoint or pause)"
                     return f"PID {dump.pid} thread {thread.name or thread.thread_id} is {what}"
     return None
+
+
+def without_debugpy(argv: list[str]) -> list[str]:
+    """The command again without `-m debugpy --listen ADDR [--wait-for-client]` (a script stays
+    run by its interpreter, which is what its shebang did)."""
+    for i in range(len(argv) - 1):
+        if argv[i] == "-m" and argv[i + 1] == "debugpy":
+            j = i + 2
+            while j < len(argv) and argv[j] in ("--listen", "--wait-for-client", "--log-to"):
+                j += 2 if argv[j] in ("--listen", "--log-to") else 1
+            return [*argv[:i], *argv[j:]]
+    return list(argv)
+
+
+def debug_port_of(argv: list[str]) -> int | None:
+    """The port a debugpy command line listens on, or None when it is not under debugpy."""
+    for i, word in enumerate(argv[:-1]):
+        if word == "--listen" and "debugpy" in argv[max(0, i - 2):i]:
+            try:
+                return int(argv[i + 1].rsplit(":", 1)[-1])
+            except ValueError:
+                return None
+    return None
+
+
+def free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
