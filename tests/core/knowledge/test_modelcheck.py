@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,10 @@ def test_the_cli_reports_and_exits_nonzero_on_errors(tmp_path: Path) -> None:
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     done = workbench("model-check", *args, "--no-registry")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_target_without_vllm_checks_the_files_and_says_why_not_the_registry(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "m")
+    done = workbench("model-check", str(folder), "--python", sys.executable)
+    assert done.returncode == 0 and "no findings" in done.stdout
+    assert "registry not asked: ModuleNotFoundError" in done.stdout

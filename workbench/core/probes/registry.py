@@ -29,9 +29,12 @@ print("WB-REGISTRY " + json.dumps(out))
 
 
 def _cache_path(python: str) -> Path:
+    key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
+    override = os.environ.get("WORKBENCH_STATE_DIR")  # the same cache the matcher keeps
+    if override:
+        return Path(override) / "cache" / "registry" / f"{key}.json"
     from platformdirs import user_cache_dir
 
-    key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
     return Path(user_cache_dir("vllm-workbench")) / "registry" / f"{key}.json"
 
 
