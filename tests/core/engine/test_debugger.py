@@ -142,7 +142,7 @@ def test_a_pause_in_the_debugger_is_not_a_hang(tmp_path: Path, no_leaks: None) -
     port, debug_port = free_port(), free_port()
     session = tmp_path / "s"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "run", "--headless", "--json", "--stall-window", "3",
+        [sys.executable, "-m", "workbench", "run", "--headless", "--json", "--stall-window", "2",
          "--debugpy", str(debug_port), "--session-dir", str(session), "--",
          sys.executable, "-m", "workbench.sim", "slow-graph-capture", "--port", str(port), "--time-scale", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
