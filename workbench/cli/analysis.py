@@ -16,7 +16,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from workbench.core.knowledge.analyze import LogInputError, analyze_path
     from workbench.core.knowledge.diagnosis import Recogniser
 
-    recogniser = Recogniser(knowledge_base(args.signatures))
+    kb = knowledge_base(args.signatures)
+    recogniser = Recogniser(kb)
     results = []
     try:
         for path in args.logs:
@@ -24,7 +25,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except LogInputError as exc:
         sys.stderr.write(f"workbench analyze: error: {exc}\n")
         return V.EXIT_USAGE
-    dicts = [r.to_dict() for r in results]
+    dicts = [with_community_search(r.to_dict(), kb) for r in results]
     if args.json:
         sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=None) + "\n")
     else:
@@ -35,8 +36,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for d in dicts:
             sys.stdout.write(f"== {d['source']} ({d['lines']} lines)\n")
             sys.stdout.write(summary_text({**d, "reason": analysis_reason(d)}, sys.stdout.isatty()))
+            if d.get("community"):
+                sys.stdout.write(community_text(d["community"]) + "\n")
     worst = max((V.EXIT_CODES[d["verdict"]] for d in dicts), default=0)
     return worst
+
+def with_community_search(d: dict, kb) -> dict:  # noqa: ANN001 - the knowledge base
+    """Add the issue search for the root cause (read around it in the log when it is a file)."""
+    from workbench.core.knowledge.community import search_for_log
+
+    subject = (d.get("root_cause") or {}).get("id")
+    platform = next((s.platform for s in kb.signatures if s.id == subject), "any")
+    source = d.get("source", "")
+    search = search_for_log(d, source if Path(source).is_file() else None, platform)
+    if search is not None:
+        d["community"] = search.to_dict()
+    return d
+
+
+def community_text(search: dict) -> str:
+    return "\n".join([f"search: {search['phrase']}", *(f"  {repo}: {url}" for repo, url in search["urls"].items())])
+
 
 def analysis_reason(d: dict) -> str:
     return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s)"

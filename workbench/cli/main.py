@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_env(args, command)
         if args.command == "record":
             return cmd_record(args, command)
+        if args.command == "model-check":
+            from workbench.cli.model import cmd_model_check
+
+            return cmd_model_check(args, command)
         if command:
             raise UsageError(f"workbench {args.command}: takes no command after --")
         if args.command == "analyze":

@@ -38,6 +38,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="set a variable for the command (NAME= or -NAME unsets)")
     p.add_argument("--cwd", help="working directory of the command")
+    p.add_argument("--strict", action="store_true", help="refuse to launch when the model folder check finds an error")
+    p.add_argument("--debugpy", type=int, default=None, metavar="PORT",
+                   help="run the command under `python -m debugpy --listen 127.0.0.1:PORT` (attach an IDE)")
+    p.add_argument("--debugpy-wait", action="store_true", help="with --debugpy: wait for the IDE before running")
+    p.add_argument("--debugpy-multiprocess", action="store_true",
+                   help="with --debugpy: keep vLLM's engine in its own process (default: VLLM_ENABLE_V1_MULTIPROCESSING=0)")
 
 def _add_detach_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detachable", action="store_true",
@@ -159,5 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="environment report, with the target's Python: `workbench env -- vllm serve ...`")
     env.add_argument("--json", action="store_true")
 
+    from workbench.cli.model import add_model_check
+
+    add_model_check(sub)
     sub.add_parser("help", help="this help")
     return parser

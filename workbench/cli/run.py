@@ -17,18 +17,23 @@ def cmd_run(args: argparse.Namespace, command: list[str]) -> int:
         raise UsageError("workbench run: give the command after --, e.g. workbench run --headless -- vllm serve MODEL")
     kb = knowledge_base(args.signatures)
     settings = settings_from(args)
+    env_delta = env_delta_of(args.env)
+    if args.debugpy is not None:
+        from workbench.cli.debug import debug_command
+
+        command, env_delta = debug_command(command, env_delta, args)
     if args.detachable or args.detach:
-        return start_detachable(command, args, settings, args.signatures, env_delta_of(args.env), args.cwd,
+        return start_detachable(command, args, settings, args.signatures, env_delta, args.cwd,
                            args.session_dir, headless=args.headless)
     if args.headless:
         from workbench.faces.headless import HeadlessOptions, run_headless
 
         options = HeadlessOptions(
             json=args.json, raw=args.raw, force=args.force, serve=args.serve, stop_after=args.stop_after,
-            session_dir=args.session_dir, quiet=args.quiet, env_delta=env_delta_of(args.env), cwd=args.cwd,
+            session_dir=args.session_dir, quiet=args.quiet, env_delta=env_delta, cwd=args.cwd, strict=args.strict,
         )
         return run_headless(command, options, settings, kb)
-    return open_tui(command, args.layout, kb, settings, args.session_dir, env_delta_of(args.env))
+    return open_tui(command, args.layout, kb, settings, args.session_dir, env_delta)
 
 def open_tui(command: list[str], layout: str | None, kb, settings, session_dir: str | None,
          env_delta: dict[str, str | None] | None = None, matrix=None) -> int:

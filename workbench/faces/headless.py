@@ -55,6 +55,7 @@ class HeadlessOptions:
     quiet: bool = False
     env_delta: dict[str, str | None] | None = None
     cwd: str | None = None
+    strict: bool = False  # model-folder errors refuse the launch like a taken port
     # a recipe's own checks once healthy: returns why the run is not healthy after all, or None
     on_healthy: Callable[[Run], str | None] | None = None
     result_sink: Callable[[dict], None] | None = None  # gets the result object (replay, matrix)
@@ -238,7 +239,7 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
             env.pop(name, None)
         else:
             env[name] = value
-    check = run_preflight(argv, env, options.cwd)
+    check = run_preflight(argv, env, options.cwd, options.strict)
     for warning in check.warnings:
         err.write(f"workbench: warning: {warning}\n")
     if check.fatal:
@@ -260,6 +261,8 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
 
     session = session_for(options.session_dir, name=os.path.basename(argv[0]))
     engine = Engine(session, kb, settings)
+    if check.model_check is not None:
+        session.write_json("model_check.json", check.model_check)
     done = threading.Event()
     printer: Printer | None = None
 

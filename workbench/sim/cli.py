@@ -88,6 +88,14 @@ class ApiServer:
             "time_scale": self.args.time_scale, "version": self.version,
         }
         config = json.dumps({"scenario": self.scenario.name, "opts": opts})
+        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
+            # like vLLM's in-process client: the engine core runs in this process (one to debug)
+            from workbench.sim.engine_core import run_in_process
+
+            threading.Thread(target=run_in_process, args=(json.loads(config), child_end),
+                             name="EngineCore", daemon=True).start()
+            self.control = parent_end
+            return
         self.engine = subprocess.Popen(
             [sys.executable, "-m", "workbench.sim.engine_core", config, str(child_end.fileno())],
             pass_fds=(child_end.fileno(),),
@@ -97,11 +105,11 @@ class ApiServer:
 
     def wait_for_engine_startup(self) -> None:
         """Block until the engine core says READY; if it dies first, fail like vLLM does."""
-        assert self.control is not None and self.engine is not None
+        assert self.control is not None
         reply = self.control.makefile("r").readline()
         if reply.strip() == "READY":
             return
-        code = self.engine.wait()
+        code = self.engine.wait() if self.engine is not None else 1
         name = "EngineCore_DP0" if self.args.log_format == "0.11" else "EngineCore"
         frames = [
             ("entrypoints/openai/api_server.py", 1919, "run_server", "await run_server_worker(listen_address, sock, args, **uvicorn_kwargs)"),

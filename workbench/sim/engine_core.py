@@ -190,6 +190,13 @@ def watch_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
+def run_in_process(config: dict, control: socket.socket) -> None:
+    """VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine core as a thread of the API server."""
+    engine = EngineCore(config, control)
+    engine.start()
+    engine.serve()
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     control = socket.socket(fileno=int(sys.argv[2]))

@@ -38,6 +38,7 @@ from workbench.core.knowledge.signatures import KnowledgeBase, load_knowledge_ba
 from workbench.core.probes.gpu import gpu_memory_by_pid
 from workbench.core.record.debugvars import DebugVar, load_debug_vars
 from workbench.core.record.recipe import Recipe
+from workbench.ui.debug_actions import BesideActions
 from workbench.ui.keymap import load_bindings
 from workbench.ui.layouts import Layout, available_layouts, load_layout
 from workbench.ui.log_actions import LogActions
@@ -58,7 +59,7 @@ def clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class WorkbenchApp(RunActions, LogActions, App):
+class WorkbenchApp(RunActions, BesideActions, LogActions, App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 

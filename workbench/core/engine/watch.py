@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from workbench.core.engine.debugger import paused_in_debugger
 from workbench.core.engine.events import Notice, ProcessExited, Ready, SmokeResult, Stalled, Verdict
 from workbench.core.knowledge import verdicts as V
 from workbench.core.probes.http import base_url, probe_health, probe_ready, smoke
@@ -38,6 +39,8 @@ class Watcher:
         self.settings = run.settings
         self._cpu: list[float] = []
         self._procs: dict[int, psutil.Process] = {}
+        self._debugger_note: str | None = None
+        self._look_again_at = 0.0  # while paused in a debugger: when to dump again
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"wb-watch-{run.id}", daemon=True)
 
@@ -185,16 +188,32 @@ class Watcher:
 
     def _check_stall(self, now: float) -> None:
         run = self.run
-        if run.ready_url is not None or run.diagnosis.phases.reached("ready"):
+        if run.ready_url is not None or run.diagnosis.phases.reached("ready") or now < self._look_again_at:
             return
         idle = now - run.last_progress
         if idle >= self.settings.stall_window and len(self._cpu) >= 2 and self.tree_cpu() < self.settings.idle_cpu_percent:
+            dumps = self._dump_stacks(run.id, cause="stall")
+            if self._paused_in_debugger(dumps, now):
+                return
             run.bus.publish(Stalled(run.id, idle_seconds=idle, cpu_percent=self.tree_cpu()))
-            self._dump_stacks(run.id, cause="stall")
             self._decide(V.HUNG, f"no output and no progress for {idle:.0f} s, tree CPU {self.tree_cpu():.0f}% (stacks dumped)")
         elif run.elapsed() >= self.settings.startup_timeout:
-            self._dump_stacks(run.id, cause="startup timeout")
+            if self._paused_in_debugger(self._dump_stacks(run.id, cause="startup timeout"), now):
+                return
             self._decide(V.HUNG, f"not ready after the startup timeout ({self.settings.startup_timeout:.0f} s; stacks dumped)")
+
+    def _paused_in_debugger(self, dumps: object, now: float) -> bool:
+        """A tree stopped in debugpy is the user's pause, not a hang: say so once, look again later."""
+        why = paused_in_debugger(dumps) if isinstance(dumps, list) else None
+        if why is None:
+            self._debugger_note = None
+            return False
+        self.run.last_progress = now  # the stall window starts again
+        self._look_again_at = now + self.settings.stall_window
+        if why != self._debugger_note:
+            self._debugger_note = why
+            self.run.bus.publish(Notice(self.run.id, level="info", text=f"paused in the debugger, not hung: {why}"))
+        return True
 
     # -- verdict -----------------------------------------------------------------------------------
 

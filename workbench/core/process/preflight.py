@@ -13,6 +13,9 @@ import psutil
 
 from workbench.core.cmdline import flag_value, server_address
 from workbench.core.knowledge.envcheck import check_environment
+from workbench.core.knowledge.modelcheck import ServeOptions, check_folder, model_dir_of
+from workbench.core.probes.envreport import target_python
+from workbench.core.probes.registry import cached_registry, target_platform
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Preflight:
     port: int | None = None
     host: str | None = None
     holders: list[PortHolder] = field(default_factory=list)
+    model_check: dict | None = None  # the model folder's report, recorded in the session
 
     @property
     def ok(self) -> bool:
@@ -107,7 +111,8 @@ def stale_vllm_processes(exclude: set[int] | None = None) -> list[PortHolder]:
     return found
 
 
-def run_preflight(argv: list[str], env: dict[str, str], cwd: str | None = None) -> Preflight:
+def run_preflight(argv: list[str], env: dict[str, str], cwd: str | None = None,
+                  strict: bool = False) -> Preflight:
     result = Preflight()
     if resolve_command(argv, cwd, env) is None:
         result.fatal.append(f"command not found or not executable: {argv[0] if argv else '(empty)'}")
@@ -133,4 +138,21 @@ def run_preflight(argv: list[str], env: dict[str, str], cwd: str | None = None) 
     for stale in stale_vllm_processes():
         result.warnings.append(f"a vLLM process is already running: {stale.describe()}")
     result.warnings.extend(check_environment(argv, env))
+    model_folder_checks(result, argv, env, cwd, strict)
     return result
+
+
+def model_folder_checks(result: Preflight, argv: list[str], env: dict[str, str], cwd: str | None,
+                        strict: bool) -> None:
+    """The model folder's file checks (the registry only from its cache: importing vLLM is slow);
+    a warning each, a refusal only with `strict`."""
+    folder = model_dir_of(argv, cwd)
+    if folder is None:
+        return
+    registry = cached_registry(target_python(argv)) or {}
+    report = check_folder(folder, ServeOptions.from_argv(argv, target_platform(env, registry)),
+                          registry.get("archs"))
+    result.model_check = report.to_dict()
+    for finding in report.findings:
+        text = f"model folder: {finding.title} [{finding.id}]: {finding.actions[0].text if finding.actions else ''}"
+        (result.problems if strict and finding.severity == "error" else result.warnings).append(text)

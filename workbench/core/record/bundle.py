@@ -14,6 +14,7 @@ import tarfile
 import time
 from pathlib import Path
 
+from workbench.core.knowledge.community import issue_section
 from workbench.core.probes.envreport import report_text
 from workbench.core.record.session import read_events
 from workbench.core.secrets import MASK, mask_argv
@@ -113,6 +114,9 @@ def issue_markdown(directory: Path) -> str:
         if dumps:
             parts.append(f"{dumps} stack dump(s) of the process tree are in the bundle (`runs/*/stacks/`).\n")
     parts.extend(_stuck_section(directory, summaries))
+    if root:  # the search a maintainer makes first (offline: links only)
+        log = directory / "runs" / failing.get("run", "") / "output.log"
+        parts.append(issue_section(failing, str(log) if log.exists() else failing.get("log")))
     parts.append("### Expected behaviour\n\nThe server starts (`Application startup complete.`) and answers "
                  "a chat completion.\n")
     parts.append(f"_Bundled by vLLM Workbench on {time.strftime('%Y-%m-%d')}; every file is in the archive._\n")
