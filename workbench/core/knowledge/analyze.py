@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
+from workbench.core.knowledge.hangs import hang_of
 from workbench.core.knowledge.records import log_timestamp
-from workbench.core.knowledge.verdicts import offline_verdict
+from workbench.core.knowledge.verdicts import HUNG, offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
 from workbench.core.logs.text import display_text
 
@@ -34,6 +35,7 @@ class Analysis:
         diag = self.diagnosis
         root = diag.root_cause()
         verdict = offline_verdict(diag)
+        hang = hang_of(diag, diag.last_seq) if verdict == HUNG else None
         return {
             "source": self.source,
             "verdict": verdict,
@@ -42,6 +44,7 @@ class Analysis:
             "last_phase": diag.phases.current,
             "findings": [f.to_dict() for f in diag.findings_list()],
             "lines": self.lines,
+            **({"hang": hang.to_dict() | {"says": hang.sentence()}} if hang else {}),
         }
 
 

@@ -132,6 +132,8 @@ class PendingException:
     phase: str
     record: bool  # an ERROR record rather than an exception line
     traceback_start: int | None
+    severity: str = "error"  # "warning": an exception logged at WARNING
+    note: str = ""  # what the finding's note says instead of "exception" / "error record"
 
 @dataclass
 class Update:
