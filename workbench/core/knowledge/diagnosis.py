@@ -21,6 +21,7 @@ from workbench.core.knowledge.hangs import WaitStreak, note_wait
 from workbench.core.knowledge.phases import PHASE_ORDER, PhaseTracker
 from workbench.core.knowledge.prefixes import canonical, split_line
 from workbench.core.knowledge.recogniser import Recogniser
+from workbench.core.knowledge.recordreading import RecordReading
 from workbench.core.knowledge.records import (
     BENIGN_EXCEPTIONS,
     EXCEPTION_AT_START,
@@ -36,7 +37,7 @@ from workbench.core.knowledge.rootcause import choose_root
 from workbench.core.knowledge.signatures import Signature
 
 
-class Diagnosis:
+class Diagnosis(RecordReading):
     """Findings, phases and the root cause of one log, built incrementally."""
 
     def __init__(self, recogniser: Recogniser, start: float = 0.0, at: str | None = None,
@@ -53,6 +54,8 @@ class Diagnosis:
         self._traceback_starts: list[tuple[int, str]] = []  # (seq, source), recent ones
         self._last_exception: dict[str, int] = {}  # source -> seq of its last exception line
         self._error_hits: list[tuple[int, str, bool]] = []  # (seq, source, cascade) of signature errors
+        self._links: dict[str, int] = {}  # source -> chain id of an exception chain going on
+        self._chain_of_last: dict[str, int] = {}  # source -> chain id of its last exception
         self._last_frame_seq = -(10**9)  # the last `File "...", line N, in f` of a traceback
         self._log_origin: float | None = None  # first log timestamp, for offline phase times
         self._last_seen_seq = -1
@@ -126,24 +129,6 @@ class Diagnosis:
         """The code line under a frame (and the caret line under that), whatever the source."""
         return seq - self._last_frame_seq <= 2
 
-    def _quoted_error(self, pattern_index: int, seq: int, line: str, view: str, source: str,
-                      update: Update) -> None:
-        """A cascade that quotes the real error ("Worker failed with error '...'"): the quoted
-        text is a finding of its own, named by a signature when one knows it."""
-        quoted = self.recogniser.matcher.captures(view, pattern_index).get("error", "").strip()
-        if not quoted or any(quoted in f.title or f.title in quoted for f in self.errors() if not f.cascade):
-            return
-        for _index, p in self.recogniser.matcher.scan([quoted]):
-            kind, target = self.recogniser.targets[p]
-            if kind == "signature" and not target.cascade and target.severity == "error":
-                self._signature_hit(target, p, seq, line, update, view)
-                return
-        name = EXCEPTION_AT_START.match(quoted)
-        self._raise_unrecognised(PendingException(
-            seq, source, line, name.group(1) if name else "", quoted, self.phases.current, False, None,
-            note="quoted by a cascade",
-        ), update)
-
     def mark_stop(self, next_seq: int) -> None:
         """Lines from `next_seq` on follow a stop request (ours, or a signal the server says it
         received): never a root cause."""
@@ -185,6 +170,7 @@ class Diagnosis:
                 note="benign here" if benign and not sig.benign else ("benign" if benign else ""),
                 after_stop=self.stop_seq is not None and seq >= self.stop_seq,
                 platform=sig.platform,
+                chain=self._links.get(source, -1),
             )
             self.findings[sig.id] = finding
             update.new_findings.append(finding)
@@ -203,6 +189,9 @@ class Diagnosis:
         source, level, _ts, message = _parse(line)
         if name == "frame":
             self._last_frame_seq = seq
+            return
+        if name == "chain_link":
+            self._links[source] = self._chain_of_last.get(source, seq)
             return
         if name == "traceback":
             self._tracebacks[source] = seq
@@ -251,35 +240,14 @@ class Diagnosis:
             # no new traceback: the message of the exception just above goes on
             # (Dynamo's "BackendCompilerFailed: ... raised:" then the inner error)
             return
-        pending = PendingException(seq, source, line, exc_name, message.strip(), self.phases.current, False, start)
+        chain = self._links.pop(source, seq)
+        self._chain_of_last[source] = chain
+        pending = PendingException(seq, source, line, exc_name, message.strip(), self.phases.current, False, start,
+                                   chain=chain)
         self._pending.append(pending)
         model = chains.validation_model(message)
         if model is not None:
             self._validation = (seq, model, pending)
-
-    def _validation_hit(self, name: str, seq: int, line: str, source: str, message: str, above: str | None) -> None:
-        """pydantic: the header says which model, the detail below it says what is wrong; the
-        detail becomes the root line and its title."""
-        if name == "validation":
-            if self._validation is None or self._validation[0] != seq:  # not an exception line
-                model = chains.validation_model(message) or ""
-                pending = PendingException(seq, source, line, "ValidationError", message.strip(),
-                                           self.phases.current, False, self._tracebacks.pop(source, None))
-                self._pending.append(pending)
-                self._validation = (seq, model, pending)
-            return
-        if self._validation is None or seq - self._validation[0] > chains.DETAIL_REACH:
-            return
-        header_seq, model, pending = self._validation
-        above_message = _parse(above)[3] if above is not None and seq - 1 > header_seq else None
-        detail = chains.validation_detail(model, message, above_message)
-        if detail is None:
-            return
-        self._validation = None
-        notes = chains.name_run_values(chains.candidate_values(detail.text, detail.value), self.env, self.argv)
-        pending.seq, pending.line = seq, line
-        pending.title = detail.title + "".join(f"; {n}" for n in notes)
-        pending.note = "validation error"
 
     def _resolve_pending(self, update: Update, final: bool) -> None:
         keep: list[PendingException] = []
@@ -294,7 +262,7 @@ class Diagnosis:
                 for s, src, cascade in self._error_hits
             ):
                 continue  # a signature already names this error
-            if pending.record and any(
+            if pending.record and pending.severity == "error" and any(
                 pending.seq < s <= pending.seq + EXCEPTION_TAIL and src == pending.source
                 for s, src in self._traceback_starts
             ):
@@ -326,6 +294,7 @@ class Diagnosis:
             exception=pending.name,
             note=pending.note or ("error record" if pending.record else "exception"),
             after_stop=self.stop_seq is not None and pending.seq >= self.stop_seq,
+            chain=pending.chain,
         )
         self.findings[key] = finding
         update.new_findings.append(finding)

@@ -21,6 +21,7 @@ _CHAIN_PATTERNS = {
     "validation_detail": chains.VALIDATION_DETAIL,
     "warning_exception": chains.WARNING_EXCEPTION,
     "frame": r'File "[^"]+", line \d+, in ',
+    "chain_link": r"During handling of the above exception|The above exception was the direct cause",
 }
 
 
