@@ -123,13 +123,22 @@ def test_a_warning_with_an_exception_alone_is_not_a_failure(recogniser) -> None:
     assert result["root_cause"] is None and result["verdict"] == "incomplete"
 
 
-def test_the_quoted_error_is_the_title(recogniser) -> None:
-    quoted = "vllm.vllm_flash_attn requires the CUDA flash attention extensions to be built"
-    log = "\n".join([
+def quoting_log(quoted: str) -> str:
+    return "\n".join([
         *BANNER,
         R + f"RuntimeError: Worker failed with error '{quoted}', please check the stack trace above for the root cause",
         "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
     ]) + "\n"
-    root = analyze_text(log, recogniser).to_dict()["root_cause"]
-    assert quoted in root["title"] and "worker" not in root["title"].lower()
+
+
+def test_the_quoted_error_is_the_title(recogniser) -> None:
+    quoted = "shape '[2048, 12, 96]' is invalid for input of size 2359296"
+    root = analyze_text(quoting_log(quoted), recogniser).to_dict()["root_cause"]
+    assert root["id"] == "unrecognised_error" and root["title"] == quoted
     assert root["line"].startswith(R + "RuntimeError: Worker failed")
+
+
+def test_a_quoted_error_a_signature_knows_is_named_by_it(recogniser) -> None:
+    quoted = "vllm.vllm_flash_attn requires the CUDA flash attention extensions to be built"
+    root = analyze_text(quoting_log(quoted), recogniser).to_dict()["root_cause"]
+    assert root["id"] == "flash_attn_missing"
