@@ -48,11 +48,12 @@ class Analysis:
         }
 
 
-def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str) -> Analysis:
+def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str,
+                   env: dict[str, str] | None = None, argv: list[str] | None = None) -> Analysis:
     """Blocks of whole lines that are plain printable ASCII (nearly every vLLM log) are
     scanned raw: one Hyperscan pass, newlines counted in C, and only the lines that match
     are decoded. Any other block goes through the splitter and `display_text`, as live."""
-    diagnosis = Diagnosis(recogniser)
+    diagnosis = Diagnosis(recogniser, env=env, argv=argv)  # the run's own, when known
     splitter = LineSplitter()
     matcher = recogniser.matcher
     seq = 0
@@ -151,7 +152,8 @@ def session_logs(path: Path) -> list[Path]:
     return logs
 
 
-def analyze_path(path: str, recogniser: Recogniser) -> list[Analysis]:
+def analyze_path(path: str, recogniser: Recogniser, env: dict[str, str] | None = None,
+                 argv: list[str] | None = None) -> list[Analysis]:
     if path == "-":
         import sys
 
@@ -161,7 +163,7 @@ def analyze_path(path: str, recogniser: Recogniser) -> list[Analysis]:
         return [analyze_path(str(log), recogniser)[0] for log in session_logs(p)]
     try:
         with open(p, "rb") as handle:
-            return [analyze_stream(handle, recogniser, str(p))]
+            return [analyze_stream(handle, recogniser, str(p), env, argv)]
     except FileNotFoundError:
         raise LogInputError(f"{path}: no such file") from None
     except PermissionError:

@@ -79,7 +79,7 @@ def hang_of(diagnosis: Diagnosis, last_seq: int) -> Hang | None:
     last_phase_seq = max((r.seq or 0 for r in diagnosis.phases.records), default=0)
     for sig_id, streak in diagnosis.waits.items():
         sig = by_id.get(sig_id)
-        if sig is None or sig.progress or sig.severity != "warning" or streak.phase in sig.benign_during:
+        if sig is None or sig.progress or sig.severity not in ("warning", "info") or streak.phase in sig.benign_during:
             continue
         if streak.count < 2 or streak.last_seq < last_phase_seq or last_seq - streak.last_seq > MAX_GAP:
             continue

@@ -49,7 +49,11 @@ PROCESS_PREFIXES: dict[str, str] = {
 }
 
 # Foreign record headers, rewritten as vLLM's "LEVEL MM-DD HH:MM:SS [where] ".
-GLOG = r"\[(?P<glog_level>[EWIF])(?P<glog_md>\d{4}) (?P<glog_time>\d\d:\d\d:\d\d)(?:\.\d+)? (?:\d+ )?(?P<glog_where>[\w.-]+:\d+)\] ?"
+# torch >= 2.4 "[E1001 16:06:04.537 File.cpp:607] ", torch 2.3 "[E File.cpp:563] " (no time)
+GLOG = (
+    r"\[(?P<glog_level>[EWIF])(?:(?P<glog_md>\d{4}) (?P<glog_time>\d\d:\d\d:\d\d)(?:\.\d+)?)? (?:\d+ )?"
+    r"(?P<glog_where>[\w.-]+:\d+)\] ?"
+)
 ASCEND = (
     r"\[(?P<asc_level>ERROR|WARNING|INFO|DEBUG)\] (?P<asc_date>\d{4}-\d\d-\d\d)-(?P<asc_time>\d\d:\d\d:\d\d)"
     r"(?:\.\d+)* \((?P<asc_where>PID:\s*\d+[^)]*)\) "
@@ -64,7 +68,7 @@ VLLM_HEADER = re.compile(
 )
 
 _STYLES = {**DEPLOYMENT_PREFIXES, **PROCESS_PREFIXES}
-_ANY_FOREIGN = re.compile("|".join(f"(?:{p})" for p in (*_STYLES.values(), GLOG, ASCEND)))
+_ANY_FOREIGN = re.compile("|".join(f"(?:{p})" for p in (*_STYLES.values(), GLOG, ASCEND, r"\^\[\[")))
 _STYLE_RX = {name: re.compile(p) for name, p in _STYLES.items()}
 _GLOG_RX = re.compile(GLOG)
 _ASCEND_RX = re.compile(ASCEND)
@@ -83,6 +87,7 @@ DETECT_PATTERNS: dict[str, str] = {
         "ascend": "^" + ASCEND,
         # a second vLLM label after the first: "(vLLMHttpServer pid=1) (Worker_TP1 pid=2) "
         "nested": "^" + VLLM_PROC + VLLM_PROC,
+        "caret": r"^\^\[\[[0-9;]*m",
         # a wrapper after vLLM's own label: "(EngineCore pid=1) [rank0]:[E...] ..."
         "inner": "^" + VLLM_PROC + r"(?:" + PROCESS_PREFIXES["rank"] + "|" + GLOG + "|" + ASCEND + ")",
     }.items()
@@ -106,9 +111,13 @@ class LineParts:
         return (f"({label}) " if label else "") + self.header + self.message
 
 
+# ANSI colours shown in caret notation by `cat -v` / less ("^[[1;36m(Worker pid=1)^[[0;0m")
+_CARET_ESCAPE = re.compile(r"\^\[\[[0-9;]*m")
+
+
 def split_line(line: str) -> LineParts:
     parts = LineParts()
-    rest = line
+    rest = _CARET_ESCAPE.sub("", line) if "^[[" in line else line
     while True:
         rest, moved = _strip_one(rest, parts)
         if not moved:
@@ -145,8 +154,9 @@ def _strip_one(rest: str, parts: LineParts) -> tuple[str, bool]:
     if glog is not None:
         md, t = glog.group("glog_md"), glog.group("glog_time")
         parts.level = _GLOG_LEVELS[glog.group("glog_level")]
-        parts.time = parts.time or f"{md[:2]}-{md[2:]} {t}"
-        parts.header += f"{parts.level} {md[:2]}-{md[2:]} {t} [{glog.group('glog_where')}] "
+        if md is not None:  # without a time it cannot be a vLLM header: the message is enough
+            parts.time = parts.time or f"{md[:2]}-{md[2:]} {t}"
+            parts.header += f"{parts.level} {md[:2]}-{md[2:]} {t} [{glog.group('glog_where')}] "
         return rest[glog.end():], True
     asc = _ASCEND_RX.match(rest)
     if asc is not None:
