@@ -13,6 +13,8 @@ from typing import Any, BinaryIO
 
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
 from workbench.core.knowledge.hangs import hang_of
+from workbench.core.knowledge.matcher import RawLines
+from workbench.core.knowledge.prefixes import unwrap_block
 from workbench.core.knowledge.records import log_timestamp
 from workbench.core.knowledge.verdicts import HUNG, offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
@@ -60,7 +62,8 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str,
     carry = b""  # an unfinished last line, waiting for the next read
     origin_known = False
 
-    def feed(lines: Sequence[str], text: str | None, hits: list[tuple[int, int]] | None) -> None:
+    def feed(lines: Sequence[str], text: str | None, hits: list[tuple[int, int]] | None,
+             display: Sequence[str] | None = None) -> None:
         nonlocal seq, origin_known
         if not lines:
             return
@@ -71,7 +74,7 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str,
                     diagnosis.note_origin(line)
                     origin_known = True
                     break
-        diagnosis.feed(seq, lines, now=None, text=text, hits=hits)
+        diagnosis.feed(seq, lines, now=None, text=text, hits=hits, display=display)
         seq += len(lines)
 
     def slow(data: bytes, final: bool = False) -> None:
@@ -94,12 +97,16 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str,
             carry = b""
             continue
         body, carry = (buf[:cut], buf[cut:]) if cut < len(buf) else (buf, b"")
-        found = matcher.scan_raw(body) if _short_lines(body, splitter.cap) else None
+        short = _short_lines(body, splitter.cap)
+        # a block wrapped by a deployment (compose, kubectl, journald, timestamps) from its first
+        # line: unwrapped in one pass, scanned like a bare log; findings show the lines as written
+        bare = unwrap_block(body) if short else None
+        found = matcher.scan_raw(body if bare is None else bare) if short else None
         if found is None:
             slow(body)
         else:
             hits, lines = found
-            feed(lines, None, hits)
+            feed(lines, None, hits, None if bare is None else RawLines(body, len(lines), {}))
     diagnosis.finish()
     return Analysis(source, diagnosis, seq)
 

@@ -65,10 +65,11 @@ class Diagnosis(RecordReading):
     # -- feeding -----------------------------------------------------------------------------
 
     def feed(self, first_seq: int, lines: Sequence[str], now: float | None = None, text: str | None = None,
-             hits: list[tuple[int, int]] | None = None) -> Update:
+             hits: list[tuple[int, int]] | None = None, display: Sequence[str] | None = None) -> Update:
         """Process lines [first_seq, first_seq + len(lines)); `now` is seconds since start
         for a live run, or None to take phase times from the log's own timestamps. `hits`, if
-        given, are the matcher's hits in `lines` already found by the caller."""
+        given, are the matcher's hits in `lines` already found by the caller; `display`, if
+        given, are the lines as written when `lines` were unwrapped in bulk (findings show them)."""
         update = Update()
         if not lines:
             return update
@@ -82,10 +83,10 @@ class Diagnosis(RecordReading):
         for index, pattern_index in hits:
             kind, target = targets[pattern_index]
             seq = first_seq + index
-            line = lines[index]
             if kind == "prefix":
                 continue
-            view = views.get(index, line)
+            line = lines[index] if display is None else display[index]
+            view = views.get(index, lines[index])
             if kind == "phase":
                 when = now if now is not None else self._offline_time(lines, index)
                 previous = self.phases.current

@@ -39,7 +39,7 @@ DEPLOYMENT_PREFIXES: dict[str, str] = {
         r"(?:Z|[+-]\d\d:?\d\d)?\]? (?:- [\w.]+ - [A-Z]+ - )?"
     ),
     # docker compose: "<service>-<n>  | " (v2) or "<service>_<n>  | " (v1)
-    "compose": r"(?P<container>[A-Za-z0-9][\w.-]*[-_]\d+)\s*\| ?",
+    "compose": r"(?P<container>[A-Za-z0-9][\w.-]*[-_]\d+) *\| ?",
 }
 
 # Process labels: they say which process printed the line.
@@ -180,9 +180,34 @@ def _time_of(groups: dict[str, str | None]) -> str | None:
     return None
 
 
+# The common case in one C-level match: deployment wrappers only, then a bare vLLM line.
+_DEPLOYMENT_RUN = re.compile("(?:" + "|".join(DEPLOYMENT_PREFIXES.values()) + ")+")
+_NEEDS_SPLIT = re.compile(r"\[|\^\[\[|\([^()]*\) ?(?:\[|\(|\^\[\[)")
+
+
+# The same over whole raw blocks: a log wrapped on every line is unwrapped in one C pass (the
+# literal newline in front lets `re` skip from line to line instead of trying every byte).
+_DEPLOYMENT_RUN_BYTES = re.compile(b"(?:" + "|".join(DEPLOYMENT_PREFIXES.values()).encode() + b")+")
+_NEWLINE_RUN_BYTES = re.compile(b"\n" + _DEPLOYMENT_RUN_BYTES.pattern)
+
+
+def unwrap_block(block: bytes) -> bytes | None:
+    """`block` (whole lines) with the deployment wrappers removed from every line, or None when
+    its first line is not wrapped (the line count never changes)."""
+    first = _DEPLOYMENT_RUN_BYTES.match(block)
+    if first is None:
+        return None
+    return _NEWLINE_RUN_BYTES.sub(b"\n", block[first.end():])
+
+
 def canonical(line: str) -> str:
     """`line` with foreign wrappers removed and foreign headers rewritten (see the module doc)."""
-    if not _ANY_FOREIGN.search(line):
+    wrapped = _DEPLOYMENT_RUN.match(line)
+    if wrapped is not None:
+        rest = line[wrapped.end():]
+        if _NEEDS_SPLIT.match(rest) is None:
+            return rest
+    elif not _ANY_FOREIGN.search(line):
         return line
     return split_line(line).canonical()
 
