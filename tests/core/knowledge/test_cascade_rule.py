@@ -142,3 +142,13 @@ def test_a_quoted_error_a_signature_knows_is_named_by_it(recogniser) -> None:
     quoted = "vllm.vllm_flash_attn requires the CUDA flash attention extensions to be built"
     root = analyze_text(quoting_log(quoted), recogniser).to_dict()["root_cause"]
     assert root["id"] == "flash_attn_missing"
+
+
+def test_a_warning_a_signature_calls_benign_does_not_count(recogniser) -> None:
+    # on Ascend / CPU hosts vLLM's CUDA extension never loads: harmless, not a cause
+    benign = ("WARNING 12-04 03:01:02 [_custom_ops.py:20] Failed to import from vllm._C with "
+              "ImportError('libcudart.so.12: cannot open shared object file: No such file or directory')")
+    log = "\n".join([*BANNER, benign, *CASCADES["engine_init_failed"]]) + "\n"
+    result = analyze_text(log, recogniser).to_dict()
+    assert result["root_cause"]["id"] == "engine_init_failed"
+    assert any(f["id"] == "vllm_c_cuda_libs_absent" and f["benign"] for f in result["findings"])

@@ -19,7 +19,7 @@ from workbench.core.tomlfile import load_toml
 
 WORLD = Path(__file__).resolve().parents[2] / "fixtures" / "logs" / "world"
 EXPECTED: dict[str, dict[str, Any]] = load_toml(WORLD / "EXPECTED.toml")[0]
-_KEYS = {"class", "root_cause", "line", "phase", "verdict", "hang_signature", "hang_phase", "hang_seconds", "env", "title", "learnt_from"}
+_KEYS = {"class", "root_cause", "line", "phase", "verdict", "hang_signature", "hang_phase", "hang_seconds", "env", "title", "learnt_from", "benign_warning"}
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +51,7 @@ def test_analyze_reads_the_world_log(recogniser, name: str) -> None:
     if "hang_phase" in row:
         assert (result["hang"]["signature"], result["hang"]["phase"]) == (row["hang_signature"], row["hang_phase"])
         assert result["hang"]["seconds"] == row["hang_seconds"]
+    if "benign_warning" in row:
+        assert any(f["id"] == row["benign_warning"] and f["benign"] for f in result["findings"]), name
     # a source line of a traceback is never the root cause's line
     assert root is None or not root["line"].split("] ")[-1].lstrip().startswith("raise "), name
