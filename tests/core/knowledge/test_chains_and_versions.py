@@ -81,3 +81,19 @@ def test_installed_versions_against_their_pairing() -> None:
     ]
     assert version_pairing({"vllm": "0.11.0", "torch": "2.8.0+cu128"}) == []
     assert version_pairing({"vllm": "0.32.0+cpu", "torch": "2.9.0"}) == []  # not known: not judged
+
+
+def test_a_recorded_session_gives_its_runs_env_and_argv(recogniser, tmp_path) -> None:
+    from pathlib import Path
+
+    from workbench.core.knowledge.analyze import analyze_path
+
+    world = Path(__file__).resolve().parents[2] / "fixtures" / "logs" / "world"
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "output.log").write_bytes((world / "2-cpu-kvcache-space-from-env.log").read_bytes())
+    (run / "recipe.toml").write_text('name = "r1"\ncommand = ["vllm", "serve", "m"]\n'
+                                     'env = { VLLM_CPU_KVCACHE_SPACE = "0.00001" }\n')
+    (tmp_path / "env.json").write_text('{"env": {}}')
+    root = analyze_path(str(tmp_path), recogniser)[0].to_dict()["root_cause"]
+    assert root["title"].endswith("'0.00001' is the value of VLLM_CPU_KVCACHE_SPACE in this run")

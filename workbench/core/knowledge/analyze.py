@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import mmap
 import os
 import stat
@@ -19,6 +20,7 @@ from workbench.core.knowledge.records import log_timestamp
 from workbench.core.knowledge.verdicts import HUNG, offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
 from workbench.core.logs.text import display_text
+from workbench.core.tomlfile import DataFileError, load_toml
 
 CHUNK = 4 * 1024 * 1024
 
@@ -159,6 +161,19 @@ def session_logs(path: Path) -> list[Path]:
     return logs
 
 
+def run_context(run_dir: Path) -> tuple[dict[str, str] | None, list[str] | None]:
+    """The env and argv a recorded run was started with (its recipe and the session's
+    environment report), so that errors can name the values that came from them."""
+    try:
+        recipe = load_toml(run_dir / "recipe.toml")[0]
+        report = json.loads((run_dir.parent.parent / "env.json").read_text())
+    except (OSError, ValueError, DataFileError):
+        return None, None
+    env = {**report.get("env", {}), **recipe.get("env", {})}
+    command = recipe.get("command")
+    return env, command if isinstance(command, list) else None
+
+
 def analyze_path(path: str, recogniser: Recogniser, env: dict[str, str] | None = None,
                  argv: list[str] | None = None) -> list[Analysis]:
     if path == "-":
@@ -167,7 +182,7 @@ def analyze_path(path: str, recogniser: Recogniser, env: dict[str, str] | None =
         return [analyze_stream(sys.stdin.buffer, recogniser, "<stdin>")]
     p = Path(path)
     if p.is_dir():
-        return [analyze_path(str(log), recogniser)[0] for log in session_logs(p)]
+        return [analyze_path(str(log), recogniser, *run_context(log.parent))[0] for log in session_logs(p)]
     try:
         with open(p, "rb") as handle:
             return [analyze_stream(handle, recogniser, str(p), env, argv)]
