@@ -78,6 +78,12 @@ def test_healthy_start_then_eager_through_the_isolation_matrix(vllm_python, tiny
     assert list(report["phases_only_in"].values()) == [["compiling"], []]
     assert report["conclusion"].startswith("both healthy")
 
+    # the same real logs through `workbench analyze`: healthy, and no false root cause
+    for row in rows.values():
+        analysed = json.loads(workbench("analyze", "--json", row["session"]).stdout)
+        for result in analysed if isinstance(analysed, list) else [analysed]:
+            assert (result["verdict"], result["root_cause"]) == ("healthy", None), result["findings"]
+
 
 def test_taken_port_is_named_and_forced_launch_fails_with_port_in_use(vllm_python, tiny_model, no_leaks) -> None:
     with socket.socket() as holder:

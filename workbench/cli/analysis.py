@@ -59,7 +59,8 @@ def community_text(search: dict) -> str:
 
 
 def analysis_reason(d: dict) -> str:
-    return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s)"
+    hang = f"; {d['hang']['says']}" if d.get("hang") else ""  # how long, by the log's own clock
+    return f"last phase reached: {d['last_phase']}; {len(d['findings'])} finding(s){hang}"
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.core.knowledge.analyze import LogInputError, analyze_path

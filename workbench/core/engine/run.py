@@ -47,7 +47,9 @@ class Run:
         self.bus = bus
         self.settings = settings
         self.store = LogStore(directory / "output.log", tail_lines=settings.tail_lines)
-        self.diagnosis = Diagnosis(recogniser, start=0.0, at=time.strftime("%H:%M:%S"))
+        # the run's own env and argv: an error that quotes one of their values names it
+        env = {k: v for k, v in {**os.environ, **spec.env_delta}.items() if v is not None}
+        self.diagnosis = Diagnosis(recogniser, start=0.0, at=time.strftime("%H:%M:%S"), env=env, argv=spec.argv)
         self.lock = threading.RLock()  # guards diagnosis for readers on other threads
         self.address = server_address(spec.argv)
         self.proc: PtyProcess | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import mmap
 import os
 import stat
@@ -12,10 +13,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
+from workbench.core.knowledge.hangs import hang_of
+from workbench.core.knowledge.matcher import RawLines
+from workbench.core.knowledge.prefixes import unwrap_block
 from workbench.core.knowledge.records import log_timestamp
-from workbench.core.knowledge.verdicts import offline_verdict
+from workbench.core.knowledge.verdicts import HUNG, offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
 from workbench.core.logs.text import display_text
+from workbench.core.tomlfile import DataFileError, load_toml
 
 CHUNK = 4 * 1024 * 1024
 
@@ -35,6 +40,7 @@ class Analysis:
         diag = self.diagnosis
         root = diag.root_cause()
         verdict = offline_verdict(diag)
+        hang = hang_of(diag, diag.last_seq) if verdict == HUNG else None
         return {
             "source": self.source,
             "verdict": verdict,
@@ -44,21 +50,24 @@ class Analysis:
             "findings": [f.to_dict() for f in diag.findings_list()],
             "lines": self.lines,
             "stuck": self.stuck,
+            **({"hang": hang.to_dict() | {"says": hang.sentence()}} if hang else {}),
         }
 
 
-def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str) -> Analysis:
+def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str,
+                   env: dict[str, str] | None = None, argv: list[str] | None = None) -> Analysis:
     """Blocks of whole lines that are plain printable ASCII (nearly every vLLM log) are
     scanned raw: one Hyperscan pass, newlines counted in C, and only the lines that match
     are decoded. Any other block goes through the splitter and `display_text`, as live."""
-    diagnosis = Diagnosis(recogniser)
+    diagnosis = Diagnosis(recogniser, env=env, argv=argv)  # the run's own, when known
     splitter = LineSplitter()
     matcher = recogniser.matcher
     seq = 0
     carry = b""  # an unfinished last line, waiting for the next read
     origin_known = False
 
-    def feed(lines: Sequence[str], text: str | None, hits: list[tuple[int, int]] | None) -> None:
+    def feed(lines: Sequence[str], text: str | None, hits: list[tuple[int, int]] | None,
+             display: Sequence[str] | None = None) -> None:
         nonlocal seq, origin_known
         if not lines:
             return
@@ -69,7 +78,7 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str) -> Ana
                     diagnosis.note_origin(line)
                     origin_known = True
                     break
-        diagnosis.feed(seq, lines, now=None, text=text, hits=hits)
+        diagnosis.feed(seq, lines, now=None, text=text, hits=hits, display=display)
         seq += len(lines)
 
     def slow(data: bytes, final: bool = False) -> None:
@@ -92,12 +101,16 @@ def analyze_stream(stream: BinaryIO, recogniser: Recogniser, source: str) -> Ana
             carry = b""
             continue
         body, carry = (buf[:cut], buf[cut:]) if cut < len(buf) else (buf, b"")
-        found = matcher.scan_raw(body) if _short_lines(body, splitter.cap) else None
+        short = _short_lines(body, splitter.cap)
+        # a block wrapped by a deployment (compose, kubectl, journald, timestamps) from its first
+        # line: unwrapped in one pass, scanned like a bare log; findings show the lines as written
+        bare = unwrap_block(body) if short else None
+        found = matcher.scan_raw(body if bare is None else bare) if short else None
         if found is None:
             slow(body)
         else:
             hits, lines = found
-            feed(lines, None, hits)
+            feed(lines, None, hits, None if bare is None else RawLines(body, len(lines), {}))
     diagnosis.finish()
     return Analysis(source, diagnosis, seq)
 
@@ -150,7 +163,21 @@ def session_logs(path: Path) -> list[Path]:
     return logs
 
 
-def analyze_path(path: str, recogniser: Recogniser) -> list[Analysis]:
+def run_context(run_dir: Path) -> tuple[dict[str, str] | None, list[str] | None]:
+    """The env and argv a recorded run was started with (its recipe and the session's
+    environment report), so that errors can name the values that came from them."""
+    try:
+        recipe = load_toml(run_dir / "recipe.toml")[0]
+        report = json.loads((run_dir.parent.parent / "env.json").read_text())
+    except (OSError, ValueError, DataFileError):
+        return None, None
+    env = {**report.get("env", {}), **recipe.get("env", {})}
+    command = recipe.get("command")
+    return env, command if isinstance(command, list) else None
+
+
+def analyze_path(path: str, recogniser: Recogniser, env: dict[str, str] | None = None,
+                 argv: list[str] | None = None) -> list[Analysis]:
     if path == "-":
         import sys
 
@@ -159,13 +186,13 @@ def analyze_path(path: str, recogniser: Recogniser) -> list[Analysis]:
     if p.is_dir():
         from workbench.core.knowledge.stuckfiles import stuck_for_run
 
-        analyses = [analyze_path(str(log), recogniser)[0] for log in session_logs(p)]
+        analyses = [analyze_path(str(log), recogniser, *run_context(log.parent))[0] for log in session_logs(p)]
         for analysis in analyses:
             analysis.stuck = stuck_for_run(Path(analysis.source).parent)
         return analyses
     try:
         with open(p, "rb") as handle:
-            return [analyze_stream(handle, recogniser, str(p))]
+            return [analyze_stream(handle, recogniser, str(p), env, argv)]
     except FileNotFoundError:
         raise LogInputError(f"{path}: no such file") from None
     except PermissionError:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from workbench.core.cmdline import flag_value, has_flag
+from workbench.core.tomlfile import DataFileError, load_toml
 
 _KNOWN_VLLM_ENV = Path(__file__).resolve().parents[2] / "data" / "vllm_env_names.txt"
 
@@ -57,3 +59,39 @@ def check_environment(argv: list[str], env: dict[str, str]) -> list[str]:
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 warnings.append(f"unknown vLLM environment variable {name}{hint}")
     return warnings
+
+
+_PAIRING = Path(__file__).resolve().parents[2] / "data" / "version_pairing.toml"
+_RELEASE = re.compile(r"^(\d+\.\d+\.\d+)")
+
+
+def _release(version: str | None) -> str | None:
+    found = _RELEASE.match(version or "")
+    return found.group(1) if found else None
+
+
+@lru_cache(maxsize=1)
+def _pairing() -> dict:
+    try:
+        return load_toml(_PAIRING)[0]
+    except (OSError, DataFileError):
+        return {}
+
+
+def version_pairing(packages: dict[str, str | None]) -> list[str]:
+    """What is installed against what it was built for, where the projects say: vLLM vs its
+    torch pin, vllm-ascend vs vLLM, torch-npu vs torch. One sentence per mismatch."""
+    table = _pairing()
+    vllm, torch = _release(packages.get("vllm")), _release(packages.get("torch"))
+    notes: list[str] = []
+    pinned = table.get("vllm_torch", {}).get(vllm or "")
+    if pinned and torch and torch != pinned:
+        notes.append(f"vllm {packages['vllm']} is built against torch {pinned}; torch {packages['torch']} is "
+                     "installed (undefined symbols in vllm/_C are the usual result)")
+    ascend = _release(packages.get("vllm-ascend"))
+    if table.get("rules", {}).get("vllm_ascend_follows_vllm") and ascend and vllm and ascend != vllm:
+        notes.append(f"vllm-ascend {packages['vllm-ascend']} runs on vllm {ascend}; vllm {packages['vllm']} is installed")
+    npu = _release(packages.get("torch-npu"))
+    if table.get("rules", {}).get("torch_npu_follows_torch") and npu and torch and npu != torch:
+        notes.append(f"torch-npu {packages['torch-npu']} runs on torch {npu}; torch {packages['torch']} is installed")
+    return notes

@@ -86,6 +86,7 @@ class Finding:
     note: str = ""
     after_stop: bool = False
     platform: str = "any"
+    chain: int = -1  # exceptions linked by "During handling ..." / "direct cause" share it
 
     def __post_init__(self) -> None:
         if self.last_seq < 0:
@@ -132,6 +133,9 @@ class PendingException:
     phase: str
     record: bool  # an ERROR record rather than an exception line
     traceback_start: int | None
+    severity: str = "error"  # "warning": an exception logged at WARNING
+    note: str = ""  # what the finding's note says instead of "exception" / "error record"
+    chain: int = -1
 
 @dataclass
 class Update:

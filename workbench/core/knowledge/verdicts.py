@@ -67,16 +67,7 @@ def _api_never_listened(diagnosis: Diagnosis, root: Finding) -> bool:
 
 
 def _stalled(diagnosis: Diagnosis) -> bool:
-    """The log shows a wait that means a hang: a no-progress warning (the shared-memory
-    broadcast wait) repeated outside the phases where it is expected, after the last phase
-    change. One such line can be a long step; two are minutes without the workers answering."""
-    by_id = diagnosis.recogniser.kb.by_id()
-    last_phase_seq = max((r.seq or 0 for r in diagnosis.phases.records), default=0)
-    for finding in diagnosis.findings.values():
-        sig = by_id.get(finding.id)
-        if (
-            sig is not None and not sig.progress and finding.severity == "warning"
-            and not finding.benign and finding.count >= 2 and finding.last_seq > last_phase_seq
-        ):
-            return True
-    return False
+    """The log ends in a wait that means a hang (see hangs.py)."""
+    from workbench.core.knowledge.hangs import hang_of
+
+    return hang_of(diagnosis, diagnosis.last_seq) is not None

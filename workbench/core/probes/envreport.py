@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from workbench.core.knowledge.envcheck import version_pairing
 from workbench.core.secrets import is_secret_name
 
 PACKAGES = ("vllm", "vllm-ascend", "torch", "torch-npu", "transformers", "triton")
@@ -117,6 +118,7 @@ def environment_report(argv: list[str], env: dict[str, str] | None = None, cwd: 
     cuda = _run(["nvidia-smi"])
     cuda_version = re.search(r"CUDA Version:\s*([\d.]+)", cuda or "")
     npus = _run(["npu-smi", "info"])
+    amd = _run(["rocm-smi", "--showproductname", "--showdriverversion"])  # ROCm hosts
     report = {
         "command": argv[:1],
         "target_python": python,
@@ -127,12 +129,14 @@ def environment_report(argv: list[str], env: dict[str, str] | None = None, cwd: 
         "gpus": gpus.splitlines() if gpus else NOT_FOUND,
         "cuda_driver": cuda_version.group(1) if cuda_version else NOT_FOUND,
         "npus": npus.splitlines()[:12] if npus else NOT_FOUND,
+        "rocm_gpus": [x for x in amd.splitlines() if x.strip() and not x.startswith("=")][:12] if amd else NOT_FOUND,
         "cann": _cann_version() or NOT_FOUND,
         "env": relevant_env(env),
         "warnings": [],
     }
     if "error" in probed:
         report["warnings"].append(probed["error"])
+    report["warnings"] += version_pairing({k: v for k, v in report["packages"].items() if v != NOT_FOUND})
     warning = _checkout_warning(probed.get("vllm_file"), cwd or os.getcwd())
     if warning:
         report["warnings"].append(warning)
@@ -150,6 +154,8 @@ def report_text(report: dict) -> str:
     npus = report["npus"]
     lines.append(f"NPUs          {'; '.join(n.strip() for n in npus[:3]) if isinstance(npus, list) else npus}")
     lines.append(f"CANN          {report['cann']}")
+    amd = report.get("rocm_gpus", NOT_FOUND)
+    lines.append(f"ROCm GPUs     {'; '.join(a.strip() for a in amd[:3]) if isinstance(amd, list) else amd}")
     lines.append("Environment   " + (", ".join(f"{k}={v}" for k, v in report["env"].items()) or "none of note"))
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
