@@ -100,7 +100,10 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def _reset_filter(self) -> None:
         self.matches = array("Q")
         self.filter_scanned = 0
+        # the window caches lines of the store shown before: a new run (or source) starts empty,
+        # else its first rows would be read from the previous run's cached lines
         self._window_start = -1
+        self._window = []
         self.rows = 0
 
     def set_filter(self, pattern: str | None) -> None:

@@ -27,7 +27,7 @@ class FindingsList(OptionList):
         root = run.root_cause() if run is not None else None
         if root is not None:
             findings = [root, *[f for f in findings if f is not root]]
-        key = tuple((f.id, f.first_seq, f.count, f.last_seq) for f in findings) + ((root.id,) if root else ())
+        key = (run.id if run else None, *((f.id, f.first_seq, f.count, f.last_seq) for f in findings), root.id if root else None)
         if key == self._shown:
             return
         self._shown = key
