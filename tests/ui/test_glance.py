@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.ui.test_app import running, sim, text_of, wait_for
+from tests.ui.test_app import running, sim, wait_for
 
 PID = re.compile(r"pid=(\d+)")
 
@@ -46,3 +46,33 @@ async def test_after_relaunch_the_log_shows_only_the_new_runs_processes(tmp_path
 def _sim_children(run) -> set[int]:
     """PIDs the new run's log names: its own lines say which processes are its."""
     return {int(m.group(1)) for line in run.store.lines(0, len(run.store)) for m in PID.finditer(line)}
+
+
+@pytest.mark.asyncio
+async def test_compare_panes_show_forty_characters_of_each_message(tmp_path, no_leaks) -> None:
+    from workbench.core.logs.prefix import split_prefix
+
+    async with running(tmp_path, sim("oom-graph-capture"), "failed", layout="compare") as (app, pilot):
+        second = app.engine.launch(sim("healthy"))
+        app.place_run(second, 1)
+        await wait_for(lambda: second.verdict == "healthy", what="second run healthy")
+        await pilot.pause(0.3)
+        for pane in app.panes:
+            view = pane.log
+            top = int(view.scroll_offset.y)
+            rows = visible_lines(view)
+            checked = 0
+            for y, drawn in enumerate(rows):
+                if top + y >= view.rows:
+                    break
+                line = view.store.lines(view.seq_of(top + y), view.seq_of(top + y) + 1)[0]
+                message = line[split_prefix(line).message_start:].rstrip()
+                want = message[:40]
+                assert want in drawn, f"pane {pane.index} row {y}: {want!r} not in {drawn!r}"
+                checked += 1
+            assert checked >= 10
+        await pilot.press("F")  # the full prefix, and back
+        assert all(p.log.full_prefix for p in app.panes)
+        assert "pid=" in "".join(visible_lines(app.log_view))
+        await pilot.press("F")
+        assert "pid=" not in "".join(visible_lines(app.log_view))

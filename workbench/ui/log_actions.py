@@ -84,6 +84,12 @@ class LogActions:
         self.log_view.set_follow(not self.log_view.follow)
         self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is")
 
+    def action_toggle_prefix(self) -> None:
+        full = not self.log_view.full_prefix
+        for pane in self.panes:  # every pane alike: compared lines line up
+            pane.log.set_full_prefix(full)
+        self.note("full record prefix shown (F: short gutter)" if full else "record prefix collapsed: role, level, time (F: full)")
+
     def action_cursor(self, delta: int) -> None:
         self.log_view.move_cursor(delta)
 

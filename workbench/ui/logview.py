@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from workbench.core.engine.run import Run
+from workbench.core.logs.prefix import GUTTER_WIDTH, ROLE_WIDTH, gutter, split_prefix
 
 GUTTER = {"error": ("✖ ", "bold red"), "warning": ("▲ ", "yellow"), "info": ("• ", "cyan"), "benign": ("· ", "dim")}
 LINE_STYLE = {"error": Style(color="red"), "warning": Style(color="yellow"), "benign": Style(dim=True)}
@@ -28,6 +29,10 @@ ROOT_STYLE = Style(color="white", bgcolor="dark_red", bold=True)
 CURSOR_STYLE = Style(reverse=True)
 SELECTED_STYLE = Style(bgcolor="grey30")
 MATCH_STYLE = Style(bgcolor="yellow", color="black")
+ROLE_STYLE = Style(color="cyan")
+LEVEL_STYLE = {"W": Style(color="yellow", bold=True), "E": Style(color="red", bold=True),
+               "C": Style(color="red", bold=True), "D": Style(dim=True), "I": Style(color="green")}
+TIME_STYLE = Style(dim=True)
 MAX_WIDTH = 2000  # cells shown of a line; the raw log keeps all of it
 FILTER_CHUNK = 50_000  # lines tested against the filter per tick
 WINDOW = 256  # rows read from the store at once
@@ -56,6 +61,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         self.run: Run | None = None
         self.source = "output"  # or "plog": the Ascend per-process logs of the tree
         self.follow = True
+        self.full_prefix = False  # False: vLLM's record prefix collapsed into a short gutter
         self.rows = 0  # rows in the view: store lines, or filter matches
         self._drawn_at = 0.0  # monotonic time of the last redraw for arrivals
         self.widest = 0
@@ -167,8 +173,14 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
             return Strip.blank(width, self.rich_style)
         seq = self.seq_of(row)
         text = self._line(seq)[:MAX_WIDTH]
-        if len(text) + 2 > self.widest:
-            self.widest = len(text) + 2
+        head = None
+        if not self.full_prefix:
+            prefix = split_prefix(text)
+            if prefix.message_start:
+                head, text = prefix, text[prefix.message_start:]
+        shown = len(text) + 2 + (GUTTER_WIDTH if head else 0)
+        if shown > self.widest:
+            self.widest = shown
             self.call_later(self._grow_width)
         severity = self.marks.get(seq, "")
         root = self.run.root_cause() if self.source == "output" else None
@@ -184,8 +196,19 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         if row == self.cursor:
             line.stylize(CURSOR_STYLE)
         mark, mark_style = GUTTER.get(severity, ("  ", ""))
-        body = Strip(line.render(self.app.console), line.cell_len).crop_extend(scroll_x, scroll_x + width - 2, self.rich_style)
-        return Strip.join([Strip([Segment(mark, Style.parse(mark_style) if mark_style else None)], 2), body])
+        left = [Segment(mark, Style.parse(mark_style) if mark_style else None)]
+        if head is not None:  # the gutter stays put while the message scrolls sideways
+            cells = gutter(head)
+            left += [Segment(cells[:ROLE_WIDTH], ROLE_STYLE), Segment(cells[ROLE_WIDTH], LEVEL_STYLE.get(head.level)),
+                     Segment(cells[ROLE_WIDTH + 1:], TIME_STYLE)]
+        used = 2 + (GUTTER_WIDTH if head is not None else 0)
+        body = Strip(line.render(self.app.console), line.cell_len).crop_extend(scroll_x, scroll_x + max(0, width - used), self.rich_style)
+        return Strip.join([Strip(left, used), body])
+
+    def set_full_prefix(self, full: bool) -> None:
+        self.full_prefix = full
+        self.widest = 0
+        self.refresh()
 
     def _grow_width(self) -> None:
         self.virtual_size = Size(max(self.widest, self.size.width), self.rows)

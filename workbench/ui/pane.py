@@ -62,6 +62,13 @@ class RunPane(Vertical):
                 yield LogView(id=f"log-{self.index}")
                 for panel in panels[:3]:
                     yield from self._panel(panel)
+        elif self.layout_spec.arrangement == "stacked":  # side by side panes: the log gets the width
+            yield LogView(id=f"log-{self.index}")
+            if panels:
+                with Horizontal(classes="strip"):
+                    for panel in panels:
+                        with VerticalScroll(classes="strip-cell"):
+                            yield from self._panel(panel)
         else:
             with Horizontal(classes="body"):
                 yield LogView(id=f"log-{self.index}")
