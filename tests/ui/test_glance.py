@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.ui.test_app import running, sim, wait_for
+from tests.ui.test_app import running, sim, text_of, wait_for
 
 PID = re.compile(r"pid=(\d+)")
 
@@ -71,8 +71,78 @@ async def test_compare_panes_show_forty_characters_of_each_message(tmp_path, no_
                 assert want in drawn, f"pane {pane.index} row {y}: {want!r} not in {drawn!r}"
                 checked += 1
             assert checked >= 10
+        failed_header = app.panes[0].query_one(".pane-header")
+        assert coloured(style_of(failed_header, "failed"), "red")  # a verdict of its own colour
         await pilot.press("F")  # the full prefix, and back
         assert all(p.log.full_prefix for p in app.panes)
         assert "pid=" in "".join(visible_lines(app.log_view))
         await pilot.press("F")
         assert "pid=" not in "".join(visible_lines(app.log_view))
+
+
+def row(widget, y: int) -> str:
+    return "".join(seg.text for seg in widget.render_line(y))
+
+
+def style_of(widget, word: str):
+    """The style the widget renders `word` in (the first segment that contains it)."""
+    for y in range(widget.size.height):
+        for seg in widget.render_line(y):
+            if word in seg.text:
+                return seg.style
+    raise AssertionError(f"{word!r} not drawn")
+
+
+def findings_text(app) -> str:
+    from workbench.ui.pane import FindingsList
+
+    box = app.pane.query_one(FindingsList)
+    return "\n".join(str(box.get_option_at_index(i).prompt) for i in range(box.option_count))
+
+
+def coloured(style, name: str) -> bool:
+    from rich.color import Color
+
+    return style is not None and style.color is not None and style.color.get_truecolor() == Color.parse(name).get_truecolor()
+
+
+LONG = ["--max-num-seqs", "256", "--gpu-memory-utilization", "0.9", "--max-model-len", "8192",
+        "--tensor-parallel-size", "1", "--model", "Qwen/Qwen2.5-0.5B-Instruct-with-a-long-name"]
+
+
+@pytest.mark.asyncio
+async def test_header_keeps_its_status_row_and_an_ended_run_says_so(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("healthy", *LONG), "healthy", layout="grid") as (app, pilot):
+        header = app.pane.query_one(".pane-header")
+        await wait_for(lambda: "PID" in row(header, 0) and "verdict healthy" in row(header, 0), what="status row")
+        assert coloured(style_of(header, "healthy"), "green")
+        assert "up " in row(header, 0)
+        await pilot.press("x")
+        await wait_for(lambda: "ended" in row(header, 0) and "SIGINT" in row(header, 0), what="ended in the header")
+        first, ran = row(header, 0), app.current_run().elapsed()
+        await wait_for(lambda: row(header, 0) != first, timeout=5, what="the ago count moving")
+        assert "up " not in row(header, 0) and f"ran {ran:.0f}s" in row(header, 0)  # uptime stopped
+        await wait_for(lambda: "no live processes" in text_of(app, ".tree"), what="tree panel emptied")
+        assert "sleeping" not in text_of(app, ".tree")
+
+
+@pytest.mark.asyncio
+async def test_a_hung_pane_is_amber_and_says_where_it_is_stuck(tmp_path, no_leaks) -> None:
+    from workbench.core.engine.settings import Settings
+    from workbench.ui.app import make_app
+
+    app = make_app(sim("hang"), settings=Settings(stall_window=3), session_dir=str(tmp_path / "s"))
+    try:
+        async with app.run_test(size=(170, 48)) as pilot:
+            await wait_for(lambda: app.current_run() is not None and app.current_run().verdict == "hung",
+                           timeout=60, what="hung verdict")
+            header = app.pane.query_one(".pane-header")
+            await wait_for(lambda: "verdict hung" in row(header, 0), what="hung header")
+            assert coloured(style_of(header, "hung"), "dark_orange")
+            await wait_for(lambda: "stuck in" in findings_text(app), what="stuck summary")
+            findings = findings_text(app)
+            assert "no findings" not in findings and "o shows the stacks" in findings
+            assert "wait_for_all_reduce" in findings or "PID" in findings
+            await pilot.pause(0.2)
+    finally:
+        app.engine.shutdown()

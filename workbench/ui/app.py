@@ -43,7 +43,7 @@ from workbench.ui.layouts import Layout, available_layouts, load_layout
 from workbench.ui.log_actions import LogActions
 from workbench.ui.logview import LogView
 from workbench.ui.pane import RunPane
-from workbench.ui.panels import debug_text, stacks_text, tree_text
+from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
 from workbench.ui.screens import (
     HelpScreen,
@@ -308,7 +308,8 @@ class WorkbenchApp(RunActions, LogActions, App):
         gpu = None
         for pane in self.panes:
             run = self.engine.runs.get(pane.run_id) if pane.run_id else None
-            pane.refresh_side(run, self.tick // HEADER_EVERY)
+            stuck = hung_text(run, self.engine.dumps.get(run.id, [])) if run is not None else ""
+            pane.refresh_side(run, self.tick // HEADER_EVERY, stuck)
             pane.set_panel("debug", debug_text(self.env_delta, run, self.debug_vars))
             if run is not None and pane.has_panel("tree"):
                 gpu = gpu if gpu is not None else gpu_memory_by_pid()
