@@ -25,6 +25,7 @@ def pids_on_screen(view) -> set[int]:
 @pytest.mark.asyncio
 async def test_after_relaunch_the_log_shows_only_the_new_runs_processes(tmp_path, no_leaks) -> None:
     async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        await pilot.press("F")  # the full prefix names each line's PID
         old = app.current_run()
         old_pids = set(old.known_pids) | pids_on_screen(app.log_view)
         assert pids_on_screen(app.log_view) & old_pids
