@@ -147,3 +147,42 @@ async def test_a_hung_pane_is_amber_and_says_where_it_is_stuck(tmp_path, no_leak
             await pilot.pause(0.2)
     finally:
         app.engine.shutdown()
+
+
+def screen_rows(app) -> list[str]:
+    """Every drawn row of the widgets on the top screen."""
+    return ["".join(seg.text for seg in w.render_line(y)).rstrip()
+            for w in app.screen.query("Static") for y in range(w.size.height)]
+
+
+@pytest.mark.asyncio
+async def test_help_names_keys_as_printed_aligns_its_columns_and_is_built_once(tmp_path, no_leaks) -> None:
+    from workbench.ui.screens import HelpScreen
+
+    async with running(tmp_path, sim("healthy")) as (app, pilot):
+        await pilot.press("question_mark")
+        await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help open")
+        await pilot.pause(0.1)
+        rows = screen_rows(app)
+        page = "\n".join(rows)
+        assert "Esc" in page and "closes" in page
+        for internal in ("slash", "ampersand", "right_square_bracket", "greater_than_sign", "question_mark"):
+            assert internal not in page, internal
+        search = next(r for r in rows if "Search the whole log" in r)
+        assert search.split()[0] == "/"
+        # columns align: each row is key | description | tooltip, a wrapped tooltip continues
+        # in the tooltip column (never back at column 0)
+        desc_col, tip_col = search.index("Search"), search.index("Search the whole log")
+        body = [r for r in rows if r.strip() and not r.startswith("Keys")]
+        continued = [r for r in body if not r[:tip_col].strip()]
+        assert continued, "no tooltip long enough to wrap at 170 columns"
+        for r in body:
+            if r in continued:
+                continue
+            assert r[:desc_col].strip() and r[desc_col - 1] == " " and r[tip_col - 1] == " ", r
+        first = app.screen
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help again")
+        assert app.screen is first  # the same screen, not rebuilt
+        await pilot.press("escape")

@@ -45,9 +45,7 @@ from workbench.ui.logview import LogView
 from workbench.ui.pane import RunPane
 from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
-from workbench.ui.screens import (
-    HelpScreen,
-)
+from workbench.ui.screens import HelpScreen, human_key
 
 REFRESH = 0.05  # seconds between pulls of new lines into the panes
 SIDE_EVERY = 20  # ticks between side-panel refreshes (1 s)
@@ -264,12 +262,14 @@ class WorkbenchApp(RunActions, LogActions, App):
         return [(b.key, b.description, b.tooltip) for b in self.BINDINGS if isinstance(b, Binding)]
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.binding_rows()))
+        if not self.is_screen_installed("help"):  # built on first use, then only shown
+            self.install_screen(HelpScreen(self.binding_rows()), "help")
+        self.push_screen("help")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(f"{binding.description} ({binding.key})", binding.tooltip,
+                yield SystemCommand(f"{binding.description} ({human_key(binding.key)})", binding.tooltip,
                                     partial(self.run_action, binding.action))
         for name in sorted(available_layouts()):
             yield SystemCommand(f"Layout: {name}", "switch the pane arrangement", partial(self._layout_by_name, name))
@@ -292,6 +292,8 @@ class WorkbenchApp(RunActions, LogActions, App):
                 break
             self._on_engine_event(event)
         self.tick += 1
+        if getattr(self.screen, "covers", False):
+            return  # an opaque screen is up: the panes draw when it goes
         for pane in self.panes:
             run = self.engine.runs.get(pane.run_id) if pane.run_id else None
             if run is None:
