@@ -186,3 +186,33 @@ async def test_help_names_keys_as_printed_aligns_its_columns_and_is_built_once(t
         await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help again")
         assert app.screen is first  # the same screen, not rebuilt
         await pilot.press("escape")
+
+
+@pytest.mark.asyncio
+async def test_search_says_match_n_of_m_wrapped_or_no_match_and_a_paused_tail_says_how_to_resume(tmp_path, no_leaks) -> None:
+    from workbench.ui.screens import PromptScreen
+
+    async def search(pilot, app, text: str) -> None:
+        await pilot.press("slash")
+        await wait_for(lambda: isinstance(app.screen, PromptScreen), what="search prompt")
+        app.screen.query_one("Input").value = text
+        await pilot.press("enter")
+
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        store = app.current_run().store
+        total = sum(1 for line in store.lines(0, len(store)) if "Capturing CUDA graphs" in line)
+        assert total >= 2
+        await search(pilot, app, "Capturing CUDA graphs")
+        await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status"), what="match 1/N")
+        for number in range(2, total + 1):
+            await pilot.press("n")
+            await wait_for(lambda n=number: f"match {n}/{total}" in text_of(app, "#status"), what=f"match {number}")
+        await pilot.press("n")
+        await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status") and "wrapped" in text_of(app, "#status"),
+                       what="wrapped to the top")
+        header = app.pane.query_one(".pane-header")
+        await wait_for(lambda: "following paused: f or G resumes" in row(header, 1), what="paused shown")
+        await pilot.press("G")
+        await wait_for(lambda: "following paused" not in row(header, 1), what="following again")
+        await search(pilot, app, "no-such-line-anywhere")
+        await wait_for(lambda: "no match for 'no-such-line-anywhere'" in text_of(app, "#status"), what="no match")

@@ -284,13 +284,15 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         i = bisect_left(marked, here) - 1
         return marked[i] if i >= 0 else None
 
-    def find(self, direction: int, chunk: int = 20_000) -> int | None:
-        """The seq of the next/previous line matching the search (scanning the store, not the screen)."""
+    def find(self, direction: int, chunk: int = 20_000, start_at_end: bool = False) -> int | None:
+        """The seq of the next/previous line matching the search (scanning the store, not the
+        screen); `start_at_end` scans from the first (last) line instead of the cursor."""
         store = self.store
         if store is None or self.search is None:
             return None
         total = len(store)
-        here = self.seq_of(self.cursor) if self.cursor is not None else (total if direction < 0 else -1)
+        here = self.seq_of(self.cursor) if self.cursor is not None and not start_at_end else (
+            total if direction < 0 else -1)
         pattern = self.search
         if direction > 0:
             start = here + 1

@@ -107,7 +107,11 @@ class RunPane(Vertical):
             self.query_one(".pinned", Static).update("")
             return
         # cropped, never wrapped: a long command must not push the status row out of the header
-        header = Text.from_markup(header_text(run, tick), overflow="ellipsis")
+        markup = header_text(run, tick)
+        if not self.log.follow:  # on the command row: the status row stays whole
+            status, _, command = markup.partition("\n")
+            markup = f"{status}\n[b reverse] following paused: f or G resumes [/] {command}"
+        header = Text.from_markup(markup, overflow="ellipsis")
         header.no_wrap = True
         self.query_one(".pane-header", Static).update(header)
         pinned = pinned_text(run)
