@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -245,7 +246,9 @@ def b4(presses: int, tmp: Path) -> list[tuple[str, float, float, float]]:
                 time.sleep(0.3)
             _tmux(socket, "send-keys", "-t", "s", "g")
             time.sleep(1.0)
-            top = [row for row in _tmux(socket, "capture-pane", "-p", "-t", "s").stdout.splitlines() if "INFO" in row][:1]
+            # a log row: the record prefix is collapsed to a gutter with the time (HH:MM:SS)
+            top = [row for row in _tmux(socket, "capture-pane", "-p", "-t", "s").stdout.splitlines()
+                   if re.search(r" [IWED] \d\d:\d\d:\d\d ", row)][:1]
             marker = top[0].strip("│ ")[:60] if top else ""
             for _ in range(presses if marker else 0):
                 _tmux(socket, "send-keys", "-t", "s", "G")

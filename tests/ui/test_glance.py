@@ -4,6 +4,7 @@ headers that keep their status, verdict colours, help, search/follow feedback, l
 from __future__ import annotations
 
 import re
+import sys
 import time
 
 import pytest
@@ -216,3 +217,33 @@ async def test_search_says_match_n_of_m_wrapped_or_no_match_and_a_paused_tail_sa
         await wait_for(lambda: "following paused" not in row(header, 1), what="following again")
         await search(pilot, app, "no-such-line-anywhere")
         await wait_for(lambda: "no match for 'no-such-line-anywhere'" in text_of(app, "#status"), what="no match")
+
+
+STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "print('up', flush=True); time.sleep(600)"]
+
+
+@pytest.mark.asyncio
+async def test_stopping_shows_each_signal_as_it_is_sent(tmp_path, no_leaks) -> None:
+    from workbench.core.engine.settings import Settings
+    from workbench.ui.app import make_app
+
+    app = make_app(STUBBORN, settings=Settings(smoke=False, stop_int_timeout=1.0, stop_term_timeout=1.0),
+                   session_dir=str(tmp_path / "s"))
+    seen: list[str] = []
+    original = app.note
+    app.note = lambda text: (seen.append(text), original(text))[1]
+    try:
+        async with app.run_test(size=(170, 48)) as pilot:
+            await wait_for(lambda: app.current_run() is not None and len(app.current_run().store) >= 1, what="up")
+            run_id = app.current_run().id
+            await pilot.press("x")
+            await wait_for(lambda: any("stopped (SIGTERM)" in t for t in seen), what="stopped by SIGTERM")
+            steps = [t for t in seen if t.startswith(("stopping", f"stopping {run_id}"))]
+            assert steps[0].startswith(f"stopping {run_id} (PID")
+            assert any("SIGINT sent" in t and "SIGTERM in 1 s" in t for t in steps), steps
+            assert any("SIGTERM sent" in t and "SIGKILL in 1 s" in t for t in steps), steps
+            sigint = next(i for i, t in enumerate(seen) if "SIGINT sent" in t)
+            assert sigint < next(i for i, t in enumerate(seen) if "SIGTERM sent" in t)  # live, in order
+    finally:
+        app.engine.shutdown()

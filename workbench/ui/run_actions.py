@@ -79,6 +79,7 @@ class RunActions:
     def action_stop(self) -> None:
         run = self.current_run()
         if run is not None and run.alive:
+            self.call_from_thread(self.note, f"stopping {run.id} (PID {run.pid})…")
             used, survivors = self.engine.stop(run.id, cause="key x")
             self.call_from_thread(self.note, f"{run.id} stopped ({used})" + (f", survivors {survivors}" if survivors else ""))
 
