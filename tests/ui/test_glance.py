@@ -247,3 +247,20 @@ async def test_stopping_shows_each_signal_as_it_is_sent(tmp_path, no_leaks) -> N
             assert sigint < next(i for i, t in enumerate(seen) if "SIGTERM sent" in t)  # live, in order
     finally:
         app.engine.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_an_oom_in_graph_capture_offers_and_applies_enforce_eager_first(tmp_path, no_leaks) -> None:
+    async with running(tmp_path, sim("oom-graph-capture"), "failed") as (app, pilot):
+        root = app.current_run().root_cause()
+        assert root.phase == "graph_capture"
+        await wait_for(lambda: "(a applies)" in findings_text(app), what="findings drawn")
+        prompt = findings_text(app)
+        marked = next(line for line in prompt.splitlines() if "(a applies)" in line)
+        assert "--enforce-eager" in marked
+        assert root.actions[0].text in prompt  # in full, not cut
+        await pilot.press("a")
+        await wait_for(lambda: len(app.runs) == 2, what="relaunch with the fix")
+        second = app.engine.runs[app.runs[1]]
+        assert "--enforce-eager" in second.spec.argv and "--max-model-len" not in second.spec.argv
+        await wait_for(lambda: second.verdict == "healthy", what="eager run healthy")

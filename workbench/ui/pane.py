@@ -36,7 +36,7 @@ class FindingsList(OptionList):
         highlighted = self.highlighted
         self.findings = findings
         self.clear_options()
-        options = [Option(finding_prompt(f, f is root)) for f in findings]
+        options = [Option(finding_prompt(f, f is root, run.spec.argv if run else None)) for f in findings]
         if stuck:  # a hung run has no error line to show: where it sits and what to press instead
             options.insert(0, Option(stuck, disabled=True))
         self.add_options(options or [Option("[i]no findings[/i]", disabled=True)])

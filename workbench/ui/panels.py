@@ -7,6 +7,7 @@ import time
 from rich.markup import escape
 
 from workbench.core.engine.run import Run
+from workbench.core.knowledge.actions import first_fitting
 from workbench.core.knowledge.envcheck import check_environment
 from workbench.core.knowledge.phases import PHASE_TITLES
 from workbench.core.knowledge.records import Finding
@@ -72,16 +73,23 @@ def phases_text(run: Run, tick: int = 0) -> str:
     return "\n".join(lines)
 
 
-def finding_prompt(finding: Finding, is_root: bool) -> str:
+def finding_prompt(finding: Finding, is_root: bool, argv: list[str] | None = None, shown: int = 3) -> str:
+    """A finding with its top actions in full (they wrap, never cut), in the order that fits the
+    phase it failed in; the one `a` applies is marked."""
     tag = " [b red](root cause)[/]" if is_root else (
         " (cascade)" if finding.cascade else (" (benign)" if finding.benign else ""))
     colour = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
-    lines = [f"[{colour}]{finding.severity}[/]{tag} [b]{escape(finding.title[:70])}[/b] ×{finding.count}",
-             f"  lines {finding.first_seq + 1}–{max(finding.last_seq, finding.first_seq) + 1}"]
+    lines = [f"[{colour}]{finding.severity}[/]{tag} [b]{escape(finding.title)}[/b] ×{finding.count}",
+             f"  lines {finding.first_seq + 1}–{max(finding.last_seq, finding.first_seq) + 1}, "
+             f"in {PHASE_TITLES.get(finding.phase, finding.phase)}"]
     if finding.why:
-        lines.append(f"  {escape(finding.why[:200])}")
-    for action in finding.actions[:4]:
-        lines.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if action.applicable else ""))
+        lines.append(f"  {escape(finding.why)}")
+    applied = first_fitting(finding.actions, argv or [])
+    for action in finding.actions[:shown]:
+        applies = applied is not None and action.text == applied.text
+        lines.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if applies else ""))
+    if len(finding.actions) > shown:
+        lines.append(f"  [dim]+{len(finding.actions) - shown} more (workbench analyze lists them all)[/dim]")
     return "\n".join(lines)
 
 

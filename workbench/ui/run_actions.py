@@ -12,6 +12,7 @@ from textual import events, work
 
 from workbench.core.cmdline import has_flag, toggle_flag
 from workbench.core.engine.run import Run
+from workbench.core.knowledge.actions import first_fitting
 from workbench.ui.layouts import load_layout
 from workbench.ui.pane import FindingsList
 from workbench.ui.panels import stacks_text
@@ -137,7 +138,7 @@ class RunActions:
         run = self.current_run()
         selected = self._selected_finding()
         finding = selected or (run.root_cause() if run else None)
-        action = next((a for a in finding.actions if a.applicable), None) if finding else None
+        action = first_fitting(finding.actions, run.spec.argv) if finding and run else None
         if run is None or finding is None or action is None:
             self.call_from_thread(self.note, "no machine-applicable action for this finding")
             return

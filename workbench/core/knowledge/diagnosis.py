@@ -16,6 +16,7 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from typing import Any
 
+from workbench.core.knowledge.actions import ordered_actions
 from workbench.core.knowledge.matcher import Matcher
 from workbench.core.knowledge.phases import PHASE_ORDER, PhaseTracker
 from workbench.core.knowledge.records import (
@@ -159,7 +160,7 @@ class Diagnosis:
                 why=sig.why,
                 cascade=sig.cascade,
                 benign=benign,
-                actions=[a.fill(captures) for a in sig.actions],
+                actions=ordered_actions([a.fill(captures) for a in sig.actions], phase),  # the fix that fits first
                 source=source,
                 note="benign here" if benign and not sig.benign else ("benign" if benign else ""),
                 after_stop=self.stop_seq is not None and seq >= self.stop_seq,
