@@ -264,3 +264,33 @@ async def test_an_oom_in_graph_capture_offers_and_applies_enforce_eager_first(tm
         second = app.engine.runs[app.runs[1]]
         assert "--enforce-eager" in second.spec.argv and "--max-model-len" not in second.spec.argv
         await wait_for(lambda: second.verdict == "healthy", what="eager run healthy")
+
+
+@pytest.mark.asyncio
+async def test_eager_rerun_takes_a_free_port_and_a_smoke_goes_only_to_a_live_run(tmp_path, no_leaks) -> None:
+    seen: list[str] = []
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        original = app.note
+        app.note = lambda text: (seen.append(text), original(text))[1]
+        first = app.current_run()
+        await pilot.press("e")
+        await wait_for(lambda: len(app.runs) == 2 and len(app.panes) == 2, what="eager rerun in compare")
+        second = app.engine.runs[app.runs[1]]
+        assert second.address[1] != first.address[1] and "--enforce-eager" in second.spec.argv
+        await wait_for(lambda: second.verdict == "healthy", what="eager rerun healthy on its own port")
+        assert first.alive and any(f"on port {second.address[1]}" in t and "keeps running" in t for t in seen)
+        # the first run stopped: a smoke to it is refused, not sent to whoever holds its port now
+        app.focus_index = app.pane_runs.index(first.id)
+        await pilot.press("x")
+        await wait_for(lambda: not first.alive, what="first run stopped")
+        before = len(first.smoke_results)
+        await pilot.press("s")
+        await wait_for(lambda: any("is not running: no smoke sent" in t for t in seen), what="smoke refused")
+        assert len(first.smoke_results) == before
+        # E: the eager rerun on the same port, saying it stopped the run holding it
+        app.focus_index = app.pane_runs.index(second.id)
+        await pilot.press("E")
+        await wait_for(lambda: len(app.runs) == 3, what="same-port rerun")
+        third = app.engine.runs[app.runs[2]]
+        assert third.address[1] == second.address[1] and not second.alive
+        assert any(f"stopped {second.id} to free port {second.address[1]}" in t for t in seen)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from textual import events, work
 
-from workbench.core.cmdline import has_flag, toggle_flag
+from workbench.core.cmdline import apply_arg_delta, has_flag, server_address, toggle_flag
 from workbench.core.engine.run import Run
-from workbench.core.knowledge.actions import first_fitting
+from workbench.core.knowledge.actions import first_fitting, free_port
 from workbench.ui.layouts import load_layout
 from workbench.ui.pane import FindingsList
 from workbench.ui.panels import stacks_text
@@ -72,7 +72,9 @@ class RunActions:
     @work(thread=True, exit_on_error=False, group="engine")
     def action_smoke(self) -> None:
         run = self.current_run()
-        if run is not None:
+        if run is not None and not run.alive:  # its port may be another run's by now
+            self.call_from_thread(self.note, f"{run.id} is not running: no smoke sent (> shows another run)")
+        elif run is not None:
             self.call_from_thread(self.note, f"smoke request to {run.id}…")
             self.engine.smoke(run.id)
 
@@ -114,15 +116,24 @@ class RunActions:
         self.call_from_thread(self.place_run, new, index)
 
     @work(thread=True, exit_on_error=False, group="engine")
-    def action_eager(self) -> None:
+    def action_eager(self, same_port: bool = False) -> None:
+        """The command again with --enforce-eager toggled, beside the first run: on a free port
+        while the first keeps serving, or (same_port) on its port, after stopping it — said plainly."""
         run = self.current_run()
         if run is None:
             return
         argv = toggle_flag(run.spec.argv, "--enforce-eager")
-        if run.alive:
-            self.engine.stop(run.id, cause="key e: eager rerun")  # the port and the device are exclusive
+        port = server_address(run.spec.argv)
+        if run.alive and port is not None and not same_port:
+            argv = apply_arg_delta(argv, {"--port": str(free_port())})
+        elif run.alive:
+            self.engine.stop(run.id, cause="key E: eager rerun on the same port")
+            self.call_from_thread(self.note, f"stopped {run.id} to free port {port[1] if port else '?'} for the eager rerun")
         new = self.engine.launch(argv, run.spec.env_delta, run.spec.cwd, cause="key e: --enforce-eager toggled", parent=run.id)
         graph, eager = (run.id, new.id) if has_flag(argv, "--enforce-eager") else (new.id, run.id)
+        where = f" on port {new.address[1]}" if new.address else ""
+        self.call_from_thread(self.note, f"{new.id}: the {'eager' if has_flag(argv, '--enforce-eager') else 'graph'} "
+                                         f"rerun of {run.id}{where}" + (f"; {run.id} keeps running" if run.alive else ""))
         self.call_from_thread(self._show_pair, run.id, new, (graph, eager))
 
     async def _show_pair(self, old_id: str, new: Run, pair: tuple[str, str]) -> None:
