@@ -13,6 +13,7 @@ import pytest
 
 from workbench.core.engine.settings import Settings
 from workbench.ui import app as app_module
+from workbench.ui import panels
 from workbench.ui.app import make_app
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -23,6 +24,7 @@ SIZE = (150, 42)
 @pytest.fixture
 def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "clock", lambda: "12:00:00")
+    monkeypatch.setattr(panels, "monotonic", lambda: 2000.0)  # "ended N s ago" reads this clock
     # notes arrive in whatever order the runs end: keep them out of the picture
     monkeypatch.setattr(app_module.WorkbenchApp, "note", lambda self, text: None)
     monkeypatch.chdir(ROOT)
@@ -41,6 +43,7 @@ async def settle(pilot, runs: int = 1) -> None:
     for number, run_id in enumerate(app.runs, start=1):
         run = app.engine.runs[run_id]
         run.pid = 4200 + number
+        run.started = 1000.0 + number
         records = run.diagnosis.phases.records
         for index, record in enumerate(records):  # the phases took 1 s each
             record.start, record.seconds = float(index), 1.0

@@ -45,6 +45,7 @@ from workbench.ui.logview import LogView
 from workbench.ui.pane import RunPane
 from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
+from workbench.ui.screenshot import Screenshots
 from workbench.ui.screens import HelpScreen, human_key
 
 REFRESH = 0.05  # seconds between pulls of new lines into the panes
@@ -56,7 +57,7 @@ def clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class WorkbenchApp(RunActions, LogActions, App):
+class WorkbenchApp(Screenshots, RunActions, LogActions, App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 

@@ -168,7 +168,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # never over the scrollbar or a border
         if self.store is None or row >= self.rows:
             return Strip.blank(width, self.rich_style)
         seq = self.seq_of(row)
