@@ -45,8 +45,8 @@ from workbench.ui.logview import LogView
 from workbench.ui.pane import RunPane
 from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
-from workbench.ui.screenshot import Screenshots
 from workbench.ui.screens import HelpScreen, human_key
+from workbench.ui.screenshot import Screenshots
 
 REFRESH = 0.05  # seconds between pulls of new lines into the panes
 SIDE_EVERY = 20  # ticks between side-panel refreshes (1 s)
