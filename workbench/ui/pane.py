@@ -38,7 +38,7 @@ class FindingsList(OptionList):
         self.clear_options()
         options = [Option(finding_prompt(f, f is root, run.spec.argv if run else None)) for f in findings]
         if stuck:  # a hung run has no error line to show: where it sits and what to press instead
-            options.insert(0, Option(stuck, disabled=True))
+            options.insert(0, Option(stuck))
         self.add_options(options or [Option("[i]no findings[/i]", disabled=True)])
         if highlighted is not None and highlighted < len(findings):
             self.highlighted = highlighted
@@ -72,8 +72,8 @@ class RunPane(Vertical):
             yield LogView(id=f"log-{self.index}")
             if panels:
                 with Horizontal(classes="strip"):
-                    for panel in panels:
-                        with VerticalScroll(classes="strip-cell"):
+                    for panel in panels:  # the findings list scrolls itself: one scrollbar, not two
+                        with Vertical(classes="strip-cell"):
                             yield from self._panel(panel)
         else:
             with Horizontal(classes="body"):

@@ -44,7 +44,7 @@ def header_text(run: Run, tick: int = 0) -> str:
     eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
     if run.plog_store is not None:
         eager += f"  plog {len(run.plog_store)} lines (P)"
-    status = f"[b]{run.id}[/b] verdict {verdict_markup(verdict)}  PID {run.pid}  phase [b]{PHASE_TITLES[run.phase()]}[/b]  "
+    status = f"[b]{run.id}[/b] verdict {verdict_markup(verdict)}  PID {run.pid}  [b]{PHASE_TITLES[run.phase()]}[/b]  "
     if run.alive:
         cpu = sum(p.cpu_percent for p in run.tree_snapshot)
         rss = sum(p.rss for p in run.tree_snapshot) / 2**30
