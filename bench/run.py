@@ -244,8 +244,10 @@ def b4(presses: int, tmp: Path) -> list[tuple[str, float, float, float]]:
                 latencies.append(timed(socket, "?", lambda screen: "every action is also in the command palette" in screen))
                 _tmux(socket, "send-keys", "-t", "s", "Escape")
                 time.sleep(0.3)
-            _tmux(socket, "send-keys", "-t", "s", "g")
-            time.sleep(1.0)
+            # the first row of the log, read once the jump took (the header says following paused):
+            # on a loaded machine a fixed wait could read the tail instead, and every g would miss it
+            timed(socket, "g", lambda screen: "following paused" in screen)
+            time.sleep(0.5)
             # a log row: the record prefix is collapsed to a gutter with the time (HH:MM:SS)
             top = [row for row in _tmux(socket, "capture-pane", "-p", "-t", "s").stdout.splitlines()
                    if re.search(r" [IWED] \d\d:\d\d:\d\d ", row)][:1]
