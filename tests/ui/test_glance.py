@@ -51,7 +51,7 @@ def _sim_children(run) -> set[int]:
 
 
 @pytest.mark.asyncio
-async def test_compare_panes_show_forty_characters_of_each_message(tmp_path, no_leaks) -> None:
+async def test_compare_panes_show_forty_characters_and_an_oom_in_graph_capture_applies_eager_first(tmp_path, no_leaks) -> None:
     from workbench.core.logs.prefix import split_prefix
 
     async with running(tmp_path, sim("oom-graph-capture"), "failed", layout="compare") as (app, pilot):
@@ -80,6 +80,20 @@ async def test_compare_panes_show_forty_characters_of_each_message(tmp_path, no_
         assert "pid=" in "".join(visible_lines(app.log_view))
         await pilot.press("F")
         assert "pid=" not in "".join(visible_lines(app.log_view))
+        app.focus_index = 0  # the OOM in graph capture: the fix offered and applied first
+        root = app.current_run().root_cause()
+        assert root.phase == "graph_capture"
+        await wait_for(lambda: "(a applies)" in findings_text(app), what="findings drawn")
+        prompt = findings_text(app)
+        marked = next(line for line in prompt.splitlines() if "(a applies)" in line)
+        assert "--enforce-eager" in marked
+        assert root.actions[0].text in prompt  # in full, not cut
+        await pilot.press("a")
+        await wait_for(lambda: len(app.runs) == 3, what="relaunch with the fix")
+        fixed = app.engine.runs[app.runs[2]]
+        assert "--enforce-eager" in fixed.spec.argv and "--max-model-len" not in fixed.spec.argv
+        assert app.pane_runs[0] == fixed.id
+        await wait_for(lambda: fixed.verdict == "healthy", what="eager run healthy")
 
 
 def row(widget, y: int) -> str:
@@ -113,8 +127,11 @@ LONG = ["--max-num-seqs", "256", "--gpu-memory-utilization", "0.9", "--max-model
 
 
 @pytest.mark.asyncio
-async def test_header_keeps_its_status_row_and_an_ended_run_says_so(tmp_path, no_leaks) -> None:
+async def test_grid_cells_and_a_header_that_keeps_its_status_row_and_says_the_run_ended(tmp_path, no_leaks) -> None:
+    from tests.ui.test_grid_and_screenshots import check_grid
+
     async with running(tmp_path, sim("healthy", *LONG), "healthy", layout="grid") as (app, pilot):
+        await check_grid(app, pilot)
         header = app.pane.query_one(".pane-header")
         await wait_for(lambda: "PID" in row(header, 0) and "verdict healthy" in row(header, 0), what="status row")
         assert coloured(style_of(header, "healthy"), "green")
@@ -156,41 +173,40 @@ def screen_rows(app) -> list[str]:
             for w in app.screen.query("Static") for y in range(w.size.height)]
 
 
-@pytest.mark.asyncio
-async def test_help_names_keys_as_printed_aligns_its_columns_and_is_built_once(tmp_path, no_leaks) -> None:
+async def check_help(app, pilot) -> None:
+    """Keys as printed on them, aligned columns, Esc said; the same screen each time."""
     from workbench.ui.screens import HelpScreen
 
-    async with running(tmp_path, sim("healthy")) as (app, pilot):
-        await pilot.press("question_mark")
-        await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help open")
-        await pilot.pause(0.1)
-        rows = screen_rows(app)
-        page = "\n".join(rows)
-        assert "Esc" in page and "closes" in page
-        for internal in ("slash", "ampersand", "right_square_bracket", "greater_than_sign", "question_mark"):
-            assert internal not in page, internal
-        search = next(r for r in rows if "Search the whole log" in r)
-        assert search.split()[0] == "/"
-        # columns align: each row is key | description | tooltip, a wrapped tooltip continues
-        # in the tooltip column (never back at column 0)
-        desc_col, tip_col = search.index("Search"), search.index("Search the whole log")
-        body = [r for r in rows if r.strip() and not r.startswith("Keys")]
-        continued = [r for r in body if not r[:tip_col].strip()]
-        assert continued, "no tooltip long enough to wrap at 170 columns"
-        for r in body:
-            if r in continued:
-                continue
-            assert r[:desc_col].strip() and r[desc_col - 1] == " " and r[tip_col - 1] == " ", r
-        first = app.screen
-        await pilot.press("escape")
-        await pilot.press("question_mark")
-        await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help again")
-        assert app.screen is first  # the same screen, not rebuilt
-        await pilot.press("escape")
+    await pilot.press("question_mark")
+    await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help open")
+    await pilot.pause(0.1)
+    rows = screen_rows(app)
+    page = "\n".join(rows)
+    assert "Esc" in page and "closes" in page
+    for internal in ("slash", "ampersand", "right_square_bracket", "greater_than_sign", "question_mark"):
+        assert internal not in page, internal
+    search = next(r for r in rows if "Search the whole log" in r)
+    assert search.split()[0] == "/"
+    # columns align: each row is key | description | tooltip, a wrapped tooltip continues
+    # in the tooltip column (never back at column 0)
+    desc_col, tip_col = search.index("Search"), search.index("Search the whole log")
+    body = [r for r in rows if r.strip() and not r.startswith("Keys")]
+    continued = [r for r in body if not r[:tip_col].strip()]
+    assert continued, "no tooltip long enough to wrap at 170 columns"
+    for r in body:
+        if r in continued:
+            continue
+        assert r[:desc_col].strip() and r[desc_col - 1] == " " and r[tip_col - 1] == " ", r
+    first = app.screen
+    await pilot.press("escape")
+    await pilot.press("question_mark")
+    await wait_for(lambda: isinstance(app.screen, HelpScreen), what="help again")
+    assert app.screen is first  # the same screen, not rebuilt
+    await pilot.press("escape")
 
 
-@pytest.mark.asyncio
-async def test_search_says_match_n_of_m_wrapped_or_no_match_and_a_paused_tail_says_how_to_resume(tmp_path, no_leaks) -> None:
+async def check_search(app, pilot) -> None:
+    """match N/M, wrapped, no match; a paused tail says how to resume."""
     from workbench.ui.screens import PromptScreen
 
     async def search(pilot, app, text: str) -> None:
@@ -199,24 +215,34 @@ async def test_search_says_match_n_of_m_wrapped_or_no_match_and_a_paused_tail_sa
         app.screen.query_one("Input").value = text
         await pilot.press("enter")
 
-    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
-        store = app.current_run().store
-        total = sum(1 for line in store.lines(0, len(store)) if "Capturing CUDA graphs" in line)
-        assert total >= 2
-        await search(pilot, app, "Capturing CUDA graphs")
-        await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status"), what="match 1/N")
-        for number in range(2, total + 1):
-            await pilot.press("n")
-            await wait_for(lambda n=number: f"match {n}/{total}" in text_of(app, "#status"), what=f"match {number}")
+    store = app.current_run().store
+    total = sum(1 for line in store.lines(0, len(store)) if "Capturing CUDA graphs" in line)
+    assert total >= 2
+    await search(pilot, app, "Capturing CUDA graphs")
+    await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status"), what="match 1/N")
+    for number in range(2, total + 1):
         await pilot.press("n")
-        await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status") and "wrapped" in text_of(app, "#status"),
-                       what="wrapped to the top")
-        header = app.pane.query_one(".pane-header")
-        await wait_for(lambda: "following paused: f or G resumes" in row(header, 1), what="paused shown")
-        await pilot.press("G")
-        await wait_for(lambda: "following paused" not in row(header, 1), what="following again")
-        await search(pilot, app, "no-such-line-anywhere")
-        await wait_for(lambda: "no match for 'no-such-line-anywhere'" in text_of(app, "#status"), what="no match")
+        await wait_for(lambda n=number: f"match {n}/{total}" in text_of(app, "#status"), what=f"match {number}")
+    await pilot.press("n")
+    await wait_for(lambda: f"match 1/{total}" in text_of(app, "#status") and "wrapped" in text_of(app, "#status"),
+                   what="wrapped to the top")
+    header = app.pane.query_one(".pane-header")
+    await wait_for(lambda: "following paused: f or G resumes" in row(header, 1), what="paused shown")
+    await pilot.press("G")
+    await wait_for(lambda: "following paused" not in row(header, 1), what="following again")
+    await search(pilot, app, "no-such-line-anywhere")
+    await wait_for(lambda: "no match for 'no-such-line-anywhere'" in text_of(app, "#status"), what="no match")
+
+
+@pytest.mark.asyncio
+async def test_help_search_feedback_and_screenshots_on_one_run(tmp_path, no_leaks, monkeypatch) -> None:
+    from tests.ui.test_grid_and_screenshots import check_screenshot
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home-without-downloads"))
+    async with running(tmp_path, sim("healthy"), "healthy") as (app, pilot):
+        await check_help(app, pilot)
+        await check_search(app, pilot)
+        await check_screenshot(app, pilot)
 
 
 STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
@@ -247,23 +273,6 @@ async def test_stopping_shows_each_signal_as_it_is_sent(tmp_path, no_leaks) -> N
             assert sigint < next(i for i, t in enumerate(seen) if "SIGTERM sent" in t)  # live, in order
     finally:
         app.engine.shutdown()
-
-
-@pytest.mark.asyncio
-async def test_an_oom_in_graph_capture_offers_and_applies_enforce_eager_first(tmp_path, no_leaks) -> None:
-    async with running(tmp_path, sim("oom-graph-capture"), "failed") as (app, pilot):
-        root = app.current_run().root_cause()
-        assert root.phase == "graph_capture"
-        await wait_for(lambda: "(a applies)" in findings_text(app), what="findings drawn")
-        prompt = findings_text(app)
-        marked = next(line for line in prompt.splitlines() if "(a applies)" in line)
-        assert "--enforce-eager" in marked
-        assert root.actions[0].text in prompt  # in full, not cut
-        await pilot.press("a")
-        await wait_for(lambda: len(app.runs) == 2, what="relaunch with the fix")
-        second = app.engine.runs[app.runs[1]]
-        assert "--enforce-eager" in second.spec.argv and "--max-model-len" not in second.spec.argv
-        await wait_for(lambda: second.verdict == "healthy", what="eager run healthy")
 
 
 @pytest.mark.asyncio
