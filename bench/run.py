@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -241,11 +242,16 @@ def b4(presses: int, tmp: Path) -> list[tuple[str, float, float, float]]:
             first, started_at = (_count_lines(logs[0]), time.monotonic()) if logs else (0, 0.0)
             for _ in range(presses):
                 latencies.append(timed(socket, "?", lambda screen: "every action is also in the command palette" in screen))
-                _tmux(socket, "send-keys", "-t", "s", "Escape")
+                # closed before the next press: an Escape read together with the next `?` is alt+?
+                timed(socket, "Escape", lambda screen: "every action is also in the command palette" not in screen)
                 time.sleep(0.3)
-            _tmux(socket, "send-keys", "-t", "s", "g")
-            time.sleep(1.0)
-            top = [row for row in _tmux(socket, "capture-pane", "-p", "-t", "s").stdout.splitlines() if "INFO" in row][:1]
+            # the first row of the log, read once the jump took (the header says following paused):
+            # on a loaded machine a fixed wait could read the tail instead, and every g would miss it
+            timed(socket, "g", lambda screen: "following paused" in screen)
+            time.sleep(0.5)
+            # a log row: the record prefix is collapsed to a gutter with the time (HH:MM:SS)
+            top = [row for row in _tmux(socket, "capture-pane", "-p", "-t", "s").stdout.splitlines()
+                   if re.search(r" [IWED] \d\d:\d\d:\d\d ", row)][:1]
             marker = top[0].strip("│ ")[:60] if top else ""
             for _ in range(presses if marker else 0):
                 _tmux(socket, "send-keys", "-t", "s", "G")

@@ -224,7 +224,8 @@ async def test_help_lists_every_binding_and_the_palette_offers_them(tmp_path, no
         await pilot.press("question_mark")
         await pilot.pause(0.2)
         assert isinstance(app.screen, HelpScreen)
-        page = str(app.screen.query_one("Static").render())
+        page = "\n".join("".join(seg.text for seg in w.render_line(y))
+                          for w in app.screen.query("Static") for y in range(w.size.height))
         for _key, description, _ in app.binding_rows():
             assert description in page, description
         await pilot.press("escape")

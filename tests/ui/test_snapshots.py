@@ -13,6 +13,7 @@ import pytest
 
 from workbench.core.engine.settings import Settings
 from workbench.ui import app as app_module
+from workbench.ui import panels
 from workbench.ui.app import make_app
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -23,6 +24,7 @@ SIZE = (150, 42)
 @pytest.fixture
 def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "clock", lambda: "12:00:00")
+    monkeypatch.setattr(panels, "monotonic", lambda: 2000.0)  # "ended N s ago" reads this clock
     # notes arrive in whatever order the runs end: keep them out of the picture
     monkeypatch.setattr(app_module.WorkbenchApp, "note", lambda self, text: None)
     monkeypatch.chdir(ROOT)
@@ -41,6 +43,7 @@ async def settle(pilot, runs: int = 1) -> None:
     for number, run_id in enumerate(app.runs, start=1):
         run = app.engine.runs[run_id]
         run.pid = 4200 + number
+        run.started = 1000.0 + number
         records = run.diagnosis.phases.records
         for index, record in enumerate(records):  # the phases took 1 s each
             record.start, record.seconds = float(index), 1.0
@@ -88,5 +91,33 @@ def test_compare_layout_two_runs(snap_compare, tmp_path, pinned_clock, no_leaks)
 
     try:
         assert snap_compare(app, terminal_size=SIZE, run_before=two_runs)
+    finally:
+        app.engine.shutdown()
+
+
+def test_hung_pane_says_where_it_is_stuck(snap_compare, tmp_path, pinned_clock, no_leaks) -> None:
+    """A run that stopped printing: amber verdict, where it sits (two dumps with the same frame:
+    fixed here so the picture does not carry live PIDs and line numbers) and what to press next."""
+    from workbench.core.probes.stacks import Frame, ProcessDump, ThreadStack
+
+    # the start of a healthy log, then silence: stuck in distributed init, before loading
+    command = ["sh", "-c", f"head -n 7 {LOGS / 'v0.11-healthy.log'}; exec sleep 600"]
+    app = make_app(command, settings=Settings(smoke=False, stall_window=1.0), session_dir=str(tmp_path / "s"))
+
+    async def hung(pilot) -> None:
+        for _ in range(400):
+            if app.runs and app.engine.runs[app.runs[0]].verdict == "hung":
+                break
+            await asyncio.sleep(0.05)
+        run = app.engine.runs[app.runs[0]]
+        frames = [Frame("wait_for_all_reduce", "vllm/distributed/parallel_state.py", 412),
+                  Frame("init_device", "vllm/v1/worker/gpu_worker.py", 188)]
+        dump = [ProcessDump(4202, "VLLM::EngineCore", "python -m vllm", [ThreadStack(7, "MainThread", True, True, frames)])]
+        app.engine.dumps[run.id] = [dump, dump]
+        run.verdict_reason = "no output and no progress for 1 s (stacks dumped)"
+        await settle(pilot)
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=hung)
     finally:
         app.engine.shutdown()

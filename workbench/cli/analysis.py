@@ -82,10 +82,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     for name in (args.first, args.second):
         row = report[name]
-        sys.stdout.write(f"{name}: {row['verdict']}, last phase {row['last_phase']}, root cause {row['root_cause']}\n")
-    for name in (args.first, args.second):
-        if report["phases_only_in"][name] or report["findings_only_in"][name]:
-            sys.stdout.write(f"only in {name}: phases {report['phases_only_in'][name]}, findings {report['findings_only_in'][name]}\n")
+        root = f", root cause {row['root_cause']}" if row["root_cause"] else ", no root cause"
+        sys.stdout.write(f"{name}: {row['verdict']}, last phase {row['last_phase']}{root}\n")
+    for name in (args.first, args.second):  # only what differs, and only the parts that have something
+        parts = [f"{what} {', '.join(report[key][name])}" for what, key in
+                 (("phases", "phases_only_in"), ("findings", "findings_only_in")) if report[key][name]]
+        if parts:
+            sys.stdout.write(f"only in {name}: {'; '.join(parts)}\n")
     sys.stdout.write(f"conclusion: {report['conclusion']}\n")
     return 0
 

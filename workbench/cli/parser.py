@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-after", type=float, default=0.0, metavar="S",
                      help="after a healthy verdict keep serving S seconds, then stop")
     run.add_argument("--quiet", action="store_true", help="print phase changes and the verdict, not the log")
-    run.add_argument("--layout", default=None, help="TUI layout")
+    run.add_argument("--layout", default=argparse.SUPPRESS, help="TUI layout")
     _add_run_options(run)
     _add_detach_options(run)
 
@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the TUI on the simulator")
     demo.add_argument("scenario", nargs="?", default="healthy")
     demo.add_argument("--list", action="store_true", help="list the scenarios")
-    demo.add_argument("--layout", default=None)
+    demo.add_argument("--layout", default=argparse.SUPPRESS)
+    demo.add_argument("--stall-window", type=float, default=30.0, metavar="SECONDS",
+                      help="no output and no progress this long is a hang (default 30: the simulator is quick)")
 
     cmp_ = sub.add_parser("compare", help="compare two runs (logs or session run dirs): phases, findings, conclusion")
     cmp_.add_argument("first")
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--port", type=int, default=None, help="fills {port} (default: a free port)")
     replay.add_argument("--python", default=None, help="fills {python} (default: the workbench's own interpreter)")
     replay.add_argument("--json", action="store_true")
-    replay.add_argument("--layout", default=None)
+    replay.add_argument("--layout", default=argparse.SUPPRESS)
     replay.add_argument("--signatures", action="append", default=[], metavar="DIR")
 
     record = sub.add_parser("record", help="write a run as a recipe: `-- CMD`, or --session DIR [--run ID]")
@@ -149,14 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="with --do relaunch")
     attach.add_argument("--arg", action="append", default=[], metavar="FLAG[=VALUE]",
                         help="with --do relaunch: --arg=--enforce-eager, --arg=--max-model-len=4096, --arg=no:--enforce-eager")
-    attach.add_argument("--layout", default=None)
+    attach.add_argument("--layout", default=argparse.SUPPRESS)
 
     stop = sub.add_parser("stop", help="stop a live session: every run, its reaper and its daemon")
     stop.add_argument("session", nargs="?", default=None)
 
     open_ = sub.add_parser("open", help="reopen a past session read-only in the TUI")
     open_.add_argument("session", help="a session directory, or its name (or a unique prefix) from `workbench sessions`")
-    open_.add_argument("--layout", default=None)
+    open_.add_argument("--layout", default=argparse.SUPPRESS)
 
     bundle = sub.add_parser("bundle", help="one .tar.gz of a session for a bug report, with an ISSUE.md")
     bundle.add_argument("session")

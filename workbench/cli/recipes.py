@@ -12,7 +12,7 @@ from workbench.cli.parser import UsageError
 from workbench.cli.run import open_tui
 from workbench.cli.sessions import session_path
 from workbench.core.knowledge import verdicts as V
-from workbench.core.tomlfile import DataFileError
+from workbench.core.tomlfile import DataFileError, locate
 
 
 def cmd_recipe_check(args: argparse.Namespace) -> int:
@@ -26,8 +26,24 @@ def cmd_recipe_check(args: argparse.Namespace) -> int:
             sys.stderr.write(f"workbench: error: {exc}\n")
             bad += 1
             continue
+        problem = expect_problem(recipe.expect)
+        if problem:
+            line = locate(Path(path).read_text(encoding="utf-8"), "expect")
+            sys.stderr.write(f"workbench: error: {DataFileError(str(path), problem, line, 'expect')}\n")
+            bad += 1
+            continue
         sys.stdout.write(f"{path}: ok ({recipe.name}: {len(recipe.variants)} variant(s), expect {recipe.expect})\n")
     return V.EXIT_USAGE if bad else 0
+
+
+def expect_problem(expect: str) -> str:
+    """Why `expect` can never match (a typo such as "helthy"), or "" when it names a verdict or a finding."""
+    from workbench.core.knowledge.records import UNRECOGNISED
+
+    verdicts = (V.HEALTHY, V.FAILED, V.FALSE_READY, V.HUNG, V.EXITED)
+    if expect in verdicts or expect == UNRECOGNISED or expect in knowledge_base([]).by_id():
+        return ""
+    return f"expect {expect!r} is neither a verdict ({', '.join(verdicts)}) nor a known finding id (workbench signatures list)"
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from workbench.core.record.recipe import load_recipe

@@ -95,7 +95,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from workbench.sim.cli import main as sim_main
 
         return sim_main(["--list"])
+    from workbench.sim.scenarios import SCENARIOS
+
+    if args.scenario not in SCENARIOS:  # refused like `workbench sim nosuch`, before the TUI opens
+        raise UsageError(f"workbench demo: unknown scenario {args.scenario!r}; one of: {', '.join(SCENARIOS)}")
+    if args.stall_window <= 0:
+        raise UsageError(f"workbench demo: --stall-window must be positive, not {args.stall_window:g}")
     command = [sys.executable, "-m", "workbench.sim", args.scenario, "--port", str(free_port())]
     from workbench.core.engine.settings import Settings
 
-    return open_tui(command, args.layout, knowledge_base([]), Settings(), None)
+    return open_tui(command, args.layout, knowledge_base([]), Settings(stall_window=args.stall_window), None)

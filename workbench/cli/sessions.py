@@ -49,13 +49,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                                       "live": s.path.resolve() in live,
                                       "runs": [{"run": r, "verdict": v} for r, v in s.runs]} for s in found]) + "\n")
         return 0
-    for info in found:
-        runs = " ".join(f"{r}:{v or '?'}" for r, v in info.runs)
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started))
-        mark = "live" if info.path.resolve() in live else "    "
-        sys.stdout.write(f"{info.path.name:<40} {mark} {stamp}  {runs:<30} {info.command[:60]}\n")
     if not found:
         sys.stdout.write("no sessions yet\n")
+        return 0
+    rows = [("SESSION", "STATE", "STARTED", "RUNS", "COMMAND")]
+    for info in found:
+        rows.append((info.path.name, "live" if info.path.resolve() in live else "ended",
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)),
+                     " ".join(f"{r}:{v or '?'}" for r, v in info.runs) or "-", info.command[:80]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]  # columns as wide as their widest cell
+    for row in rows:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+                         + "  " + row[4] + "\n")
     return 0
 
 def session_path(name: str) -> Path:

@@ -44,11 +44,10 @@ from workbench.ui.layouts import Layout, available_layouts, load_layout
 from workbench.ui.log_actions import LogActions
 from workbench.ui.logview import LogView
 from workbench.ui.pane import RunPane
-from workbench.ui.panels import debug_text, stacks_text, tree_text
+from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
-from workbench.ui.screens import (
-    HelpScreen,
-)
+from workbench.ui.screens import HelpScreen, human_key
+from workbench.ui.screenshot import Screenshots
 
 REFRESH = 0.05  # seconds between pulls of new lines into the panes
 SIDE_EVERY = 20  # ticks between side-panel refreshes (1 s)
@@ -59,7 +58,7 @@ def clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class WorkbenchApp(RunActions, BesideActions, LogActions, App):
+class WorkbenchApp(Screenshots, RunActions, BesideActions, LogActions, App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 
@@ -265,12 +264,14 @@ class WorkbenchApp(RunActions, BesideActions, LogActions, App):
         return [(b.key, b.description, b.tooltip) for b in self.BINDINGS if isinstance(b, Binding)]
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.binding_rows()))
+        if not self.is_screen_installed("help"):  # built on first use, then only shown
+            self.install_screen(HelpScreen(self.binding_rows()), "help")
+        self.push_screen("help")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(f"{binding.description} ({binding.key})", binding.tooltip,
+                yield SystemCommand(f"{binding.description} ({human_key(binding.key)})", binding.tooltip,
                                     partial(self.run_action, binding.action))
         for name in sorted(available_layouts()):
             yield SystemCommand(f"Layout: {name}", "switch the pane arrangement", partial(self._layout_by_name, name))
@@ -293,6 +294,8 @@ class WorkbenchApp(RunActions, BesideActions, LogActions, App):
                 break
             self._on_engine_event(event)
         self.tick += 1
+        if getattr(self.screen, "covers", False):
+            return  # an opaque screen is up: the panes draw when it goes
         for pane in self.panes:
             run = self.engine.runs.get(pane.run_id) if pane.run_id else None
             if run is None:
@@ -309,7 +312,8 @@ class WorkbenchApp(RunActions, BesideActions, LogActions, App):
         gpu = None
         for pane in self.panes:
             run = self.engine.runs.get(pane.run_id) if pane.run_id else None
-            pane.refresh_side(run, self.tick // HEADER_EVERY)
+            stuck = hung_text(run, self.engine.dumps.get(run.id, [])) if run is not None else ""
+            pane.refresh_side(run, self.tick // HEADER_EVERY, stuck)
             pane.set_panel("debug", debug_text(self.env_delta, run, self.debug_vars))
             if run is not None and pane.has_panel("tree"):
                 gpu = gpu if gpu is not None else gpu_memory_by_pid()

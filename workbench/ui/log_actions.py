@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from textual import work
 
-from workbench.ui.screens import (
-    PromptScreen,
-)
+from workbench.ui.screens import PromptScreen
+from workbench.ui.search import match_position
 
 
 class LogActions:
@@ -36,11 +35,17 @@ class LogActions:
         if view.search is None:
             self.call_from_thread(self.note, "no search: press /")
             return
-        seq = view.find(direction)
+        seq, wrapped = view.find(direction), False
+        if seq is None:  # past the last (first) match: go round from the other end
+            seq, wrapped = view.find(direction, start_at_end=True), True
         if seq is None:
-            self.call_from_thread(self.note, f"no {'further' if direction > 0 else 'earlier'} match for {view.search.pattern!r}")
-        else:
-            self.call_from_thread(view.go_to_seq, seq)
+            self.call_from_thread(self.note, f"no match for {view.search.pattern!r}")
+            return
+        number, total = match_position(view.store, view.search, seq)
+        where = " (wrapped to the " + ("top" if direction > 0 else "bottom") + ")" if wrapped else ""
+        self.call_from_thread(view.go_to_seq, seq)
+        self.call_from_thread(self.note, f"match {number}/{total} for {view.search.pattern!r}{where}"
+                              " · n next, N previous")
 
     def action_filter(self) -> None:
         current = self.log_view.filter.pattern if self.log_view.filter else ""
@@ -82,7 +87,13 @@ class LogActions:
 
     def action_follow(self) -> None:
         self.log_view.set_follow(not self.log_view.follow)
-        self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is")
+        self.note("following the tail" if self.log_view.follow else "paused: the log stays where it is (f or G follows again)")
+
+    def action_toggle_prefix(self) -> None:
+        full = not self.log_view.full_prefix
+        for pane in self.panes:  # every pane alike: compared lines line up
+            pane.log.set_full_prefix(full)
+        self.note("full record prefix shown (F: short gutter)" if full else "record prefix collapsed: role, level, time (F: full)")
 
     def action_cursor(self, delta: int) -> None:
         self.log_view.move_cursor(delta)

@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from workbench.core.engine.run import Run
+from workbench.core.logs.prefix import GUTTER_WIDTH, ROLE_WIDTH, gutter, split_prefix
 
 GUTTER = {"error": ("✖ ", "bold red"), "warning": ("▲ ", "yellow"), "info": ("• ", "cyan"), "benign": ("· ", "dim")}
 LINE_STYLE = {"error": Style(color="red"), "warning": Style(color="yellow"), "benign": Style(dim=True)}
@@ -28,6 +29,10 @@ ROOT_STYLE = Style(color="white", bgcolor="dark_red", bold=True)
 CURSOR_STYLE = Style(reverse=True)
 SELECTED_STYLE = Style(bgcolor="grey30")
 MATCH_STYLE = Style(bgcolor="yellow", color="black")
+ROLE_STYLE = Style(color="cyan")
+LEVEL_STYLE = {"W": Style(color="yellow", bold=True), "E": Style(color="red", bold=True),
+               "C": Style(color="red", bold=True), "D": Style(dim=True), "I": Style(color="green")}
+TIME_STYLE = Style(dim=True)
 MAX_WIDTH = 2000  # cells shown of a line; the raw log keeps all of it
 FILTER_CHUNK = 50_000  # lines tested against the filter per tick
 WINDOW = 256  # rows read from the store at once
@@ -56,6 +61,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         self.run: Run | None = None
         self.source = "output"  # or "plog": the Ascend per-process logs of the tree
         self.follow = True
+        self.full_prefix = False  # False: vLLM's record prefix collapsed into a short gutter
         self.rows = 0  # rows in the view: store lines, or filter matches
         self._drawn_at = 0.0  # monotonic time of the last redraw for arrivals
         self.widest = 0
@@ -100,7 +106,10 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def _reset_filter(self) -> None:
         self.matches = array("Q")
         self.filter_scanned = 0
+        # the window caches lines of the store shown before: a new run (or source) starts empty,
+        # else its first rows would be read from the previous run's cached lines
         self._window_start = -1
+        self._window = []
         self.rows = 0
 
     def set_filter(self, pattern: str | None) -> None:
@@ -159,13 +168,19 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         row = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # never over the scrollbar or a border
         if self.store is None or row >= self.rows:
             return Strip.blank(width, self.rich_style)
         seq = self.seq_of(row)
         text = self._line(seq)[:MAX_WIDTH]
-        if len(text) + 2 > self.widest:
-            self.widest = len(text) + 2
+        head = None
+        if not self.full_prefix:
+            prefix = split_prefix(text)
+            if prefix.message_start:
+                head, text = prefix, text[prefix.message_start:]
+        shown = len(text) + 2 + (GUTTER_WIDTH if head else 0)
+        if shown > self.widest:
+            self.widest = shown
             self.call_later(self._grow_width)
         severity = self.marks.get(seq, "")
         root = self.run.root_cause() if self.source == "output" else None
@@ -181,8 +196,19 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         if row == self.cursor:
             line.stylize(CURSOR_STYLE)
         mark, mark_style = GUTTER.get(severity, ("  ", ""))
-        body = Strip(line.render(self.app.console), line.cell_len).crop_extend(scroll_x, scroll_x + width - 2, self.rich_style)
-        return Strip.join([Strip([Segment(mark, Style.parse(mark_style) if mark_style else None)], 2), body])
+        left = [Segment(mark, Style.parse(mark_style) if mark_style else None)]
+        if head is not None:  # the gutter stays put while the message scrolls sideways
+            cells = gutter(head)
+            left += [Segment(cells[:ROLE_WIDTH], ROLE_STYLE), Segment(cells[ROLE_WIDTH], LEVEL_STYLE.get(head.level)),
+                     Segment(cells[ROLE_WIDTH + 1:], TIME_STYLE)]
+        used = 2 + (GUTTER_WIDTH if head is not None else 0)
+        body = Strip(line.render(self.app.console), line.cell_len).crop_extend(scroll_x, scroll_x + max(0, width - used), self.rich_style)
+        return Strip.join([Strip(left, used), body])
+
+    def set_full_prefix(self, full: bool) -> None:
+        self.full_prefix = full
+        self.widest = 0
+        self.refresh()
 
     def _grow_width(self) -> None:
         self.virtual_size = Size(max(self.widest, self.size.width), self.rows)
@@ -258,13 +284,15 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         i = bisect_left(marked, here) - 1
         return marked[i] if i >= 0 else None
 
-    def find(self, direction: int, chunk: int = 20_000) -> int | None:
-        """The seq of the next/previous line matching the search (scanning the store, not the screen)."""
+    def find(self, direction: int, chunk: int = 20_000, start_at_end: bool = False) -> int | None:
+        """The seq of the next/previous line matching the search (scanning the store, not the
+        screen); `start_at_end` scans from the first (last) line instead of the cursor."""
         store = self.store
         if store is None or self.search is None:
             return None
         total = len(store)
-        here = self.seq_of(self.cursor) if self.cursor is not None else (total if direction < 0 else -1)
+        here = self.seq_of(self.cursor) if self.cursor is not None and not start_at_end else (
+            total if direction < 0 else -1)
         pattern = self.search
         if direction > 0:
             start = here + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
@@ -23,26 +24,31 @@ class FindingsList(OptionList):
         self.findings: list[Finding] = []
         self._shown: tuple | None = None  # nothing drawn yet, not even "no findings"
 
-    def show(self, run: Run | None) -> None:
+    def show(self, run: Run | None, stuck: str = "") -> None:
         findings = run.findings() if run is not None else []
         root = run.root_cause() if run is not None else None
         if root is not None:
             findings = [root, *[f for f in findings if f is not root]]
-        key = tuple((f.id, f.first_seq, f.count, f.last_seq) for f in findings) + ((root.id,) if root else ())
+        key = (run.id if run else None, stuck, *((f.id, f.first_seq, f.count, f.last_seq) for f in findings),
+               root.id if root else None)
         if key == self._shown:
             return
         self._shown = key
         highlighted = self.highlighted
         self.findings = findings
         self.clear_options()
-        self.add_options([Option(finding_prompt(f, f is root)) for f in findings] or [Option("[i]no findings[/i]", disabled=True)])
+        options = [Option(finding_prompt(f, f is root, run.spec.argv if run else None)) for f in findings]
+        if stuck:  # a hung run has no error line to show: where it sits and what to press instead
+            options.insert(0, Option(stuck))
+        self.add_options(options or [Option("[i]no findings[/i]", disabled=True)])
         if highlighted is not None and highlighted < len(findings):
             self.highlighted = highlighted
 
     def selected(self) -> Finding | None:
-        if self.highlighted is None or self.highlighted >= len(self.findings):
+        index = (self.highlighted or 0) - (1 if self._shown and self._shown[1] else 0)
+        if self.highlighted is None or not 0 <= index < len(self.findings):
             return None
-        return self.findings[self.highlighted]
+        return self.findings[index]
 
 
 class RunPane(Vertical):
@@ -64,6 +70,13 @@ class RunPane(Vertical):
                 yield LogView(id=f"log-{self.index}")
                 for panel in panels[:3]:
                     yield from self._panel(panel)
+        elif self.layout_spec.arrangement == "stacked":  # side by side panes: the log gets the width
+            yield LogView(id=f"log-{self.index}")
+            if panels:
+                with Horizontal(classes="strip"):
+                    for panel in panels:  # the findings list scrolls itself: one scrollbar, not two
+                        with Vertical(classes="strip-cell"):
+                            yield from self._panel(panel)
         else:
             with Horizontal(classes="body"):
                 yield LogView(id=f"log-{self.index}")
@@ -96,7 +109,14 @@ class RunPane(Vertical):
             self.query_one(".pinned", Static).update("")
             self.query_one(".stuck-banner", Static).display = False
             return
-        self.query_one(".pane-header", Static).update(header_text(run, tick))
+        # cropped, never wrapped: a long command must not push the status row out of the header
+        markup = header_text(run, tick)
+        if not self.log.follow:  # on the command row: the status row stays whole
+            status, _, command = markup.partition("\n")
+            markup = f"{status}\n[b reverse] following paused: f or G resumes [/] {command}"
+        header = Text.from_markup(markup, overflow="ellipsis")
+        header.no_wrap = True
+        self.query_one(".pane-header", Static).update(header)
         pinned = pinned_text(run)
         widget = self.query_one(".pinned", Static)
         widget.update(pinned)
@@ -110,12 +130,12 @@ class RunPane(Vertical):
         for widget in self.query(f"Static.{name}"):
             widget.update(markup)
 
-    def refresh_side(self, run: Run | None, tick: int = 0) -> None:
+    def refresh_side(self, run: Run | None, tick: int = 0, stuck: str = "") -> None:
         if run is None:
             return
         self.set_panel("phases", phases_text(run, tick))
         for findings in self.query(FindingsList):
-            findings.show(run)
+            findings.show(run, stuck)
 
     def has_panel(self, name: str) -> bool:
         return name in self.layout_spec.panels

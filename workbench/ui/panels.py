@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.markup import escape
 
 from workbench.core.engine.run import Run
+from workbench.core.knowledge.actions import first_fitting
 from workbench.core.knowledge.envcheck import check_environment
 from workbench.core.knowledge.phases import PHASE_TITLES
 from workbench.core.knowledge.records import Finding
@@ -16,20 +19,40 @@ from workbench.ui.stuckview import stacks_head
 SPINNER = "◐◓◑◒"
 
 
+# healthy green, failed red, the ones that look alive but are not amber
+VERDICT_STYLE = {"healthy": "b green", "failed": "b red", "hung": "b dark_orange", "false-ready": "b dark_orange",
+                 "exited": "b magenta", "running": "b", "incomplete": "b dark_orange"}
+monotonic = time.monotonic  # the clock "ended N s ago" reads (pinned by the snapshots)
+
+
+def verdict_markup(verdict: str) -> str:
+    return f"[{VERDICT_STYLE.get(verdict, 'b')}]{escape(verdict)}[/]"
+
+
+def ended_text(run: Run) -> str:
+    """How a run that is no longer alive ended: "ended 12 s ago — SIGINT"."""
+    ago = max(0.0, monotonic() - run.ended) if run.ended is not None else 0.0
+    how = run.stop_signal if run.stop_signal and run.stop_signal != "none" else (
+        f"signal {run.exit_signal}" if run.exit_signal else f"exit {run.returncode}")
+    return f"[b]ended {ago:.0f} s ago — {escape(how)}[/b]"
+
+
 def header_text(run: Run, tick: int = 0) -> str:
-    cpu = sum(p.cpu_percent for p in run.tree_snapshot)
-    rss = sum(p.rss for p in run.tree_snapshot) / 2**30
+    """Two rows: the status (always whole: the pane crops, never wraps) and the command."""
     verdict = run.verdict or ("running" if run.alive else "exited")
     partial = run.store.partial.rstrip()
     prompt = "  [b yellow]debugger prompt waiting (i to type)[/]" if partial.endswith(("(Pdb)", "ipdb>")) else ""
     eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
     if run.plog_store is not None:
         eager += f"  plog {len(run.plog_store)} lines (P)"
-    return (
-        f"[b]{run.id}[/b] {escape(' '.join(mask_argv(run.spec.argv))[:150])}\n"
-        f"PID {run.pid}  phase [b]{PHASE_TITLES[run.phase()]}[/b]  up {run.elapsed():.0f}s  "
-        f"CPU {cpu:.0f}%  RSS {rss:.2f} GiB  procs {len(run.tree_snapshot)}  verdict [b]{verdict}[/b]{eager}{prompt}"
-    )
+    status = f"[b]{run.id}[/b] verdict {verdict_markup(verdict)}  PID {run.pid}  [b]{PHASE_TITLES[run.phase()]}[/b]  "
+    if run.alive:
+        cpu = sum(p.cpu_percent for p in run.tree_snapshot)
+        rss = sum(p.rss for p in run.tree_snapshot) / 2**30
+        status += f"up {run.elapsed():.0f}s  CPU {cpu:.0f}%  RSS {rss:.2f} GiB  procs {len(run.tree_snapshot)}"
+    elif run.proc is not None or run.ended is not None:
+        status += f"{ended_text(run)}  [dim]ran {run.elapsed():.0f}s[/dim]"
+    return f"{status}{eager}{prompt}\n[dim]{escape(' '.join(mask_argv(run.spec.argv)))}[/dim]"
 
 
 def pinned_text(run: Run) -> str:
@@ -51,22 +74,31 @@ def phases_text(run: Run, tick: int = 0) -> str:
     return "\n".join(lines)
 
 
-def finding_prompt(finding: Finding, is_root: bool) -> str:
+def finding_prompt(finding: Finding, is_root: bool, argv: list[str] | None = None, shown: int = 3) -> str:
+    """A finding with its top actions in full (they wrap, never cut), in the order that fits the
+    phase it failed in; the one `a` applies is marked."""
     tag = " [b red](root cause)[/]" if is_root else (
         " (cascade)" if finding.cascade else (" (benign)" if finding.benign else ""))
     colour = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
-    lines = [f"[{colour}]{finding.severity}[/]{tag} [b]{escape(finding.title[:70])}[/b] ×{finding.count}",
-             f"  lines {finding.first_seq + 1}–{max(finding.last_seq, finding.first_seq) + 1}"]
+    lines = [f"[{colour}]{finding.severity}[/]{tag} [b]{escape(finding.title)}[/b] ×{finding.count}",
+             f"  lines {finding.first_seq + 1}–{max(finding.last_seq, finding.first_seq) + 1}, "
+             f"in {PHASE_TITLES.get(finding.phase, finding.phase)}"]
     if finding.why:
-        lines.append(f"  {escape(finding.why[:200])}")
-    for action in finding.actions[:4]:
-        lines.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if action.applicable else ""))
+        lines.append(f"  {escape(finding.why)}")
+    applied = first_fitting(finding.actions, argv or [])
+    for action in finding.actions[:shown]:
+        applies = applied is not None and action.text == applied.text
+        lines.append(f"  • {escape(action.text)}" + ("  [b](a applies)[/b]" if applies else ""))
+    if len(finding.actions) > shown:
+        lines.append(f"  [dim]+{len(finding.actions) - shown} more (workbench analyze lists them all)[/dim]")
     return "\n".join(lines)
 
 
 def tree_text(run: Run, gpu: dict[int, int] | None = None) -> str:
     rows = ["[b]Process tree[/b]", f"{'PID':>7} {'state':<9}{'CPU%':>6}{'RSS MiB':>9}{'thr':>5}"
             + ("  GPU MiB" if gpu else "") + "  title"]
+    if not run.alive:  # a dead run's last sample would list its PIDs as "sleeping"
+        return "\n".join([rows[0], "[i]no live processes: the run ended[/i]"])
     for proc in run.tree_snapshot:
         extra = f"{(gpu or {}).get(proc.pid, 0) / 2**20:9.0f}" if gpu else ""
         rows.append(f"{proc.pid:>7} {proc.status:<9}{proc.cpu_percent:6.0f}{proc.rss / 2**20:9.0f}{proc.threads:5d}"
@@ -121,4 +153,31 @@ def stacks_text(history: list[list[ProcessDump]], frames: int = 8, stuck: dict |
         lines.append(f"[b]did not move since dump {len(history) - 1}:[/b] {len(same)} thread(s)")
         for pid, thread in same:
             lines.append(f"  [yellow]PID {pid} thread {thread.thread_id}: {escape(str(thread.frames[0]))}[/]")
+    return "\n".join(lines)
+
+
+def where_stuck(history: list[list[ProcessDump]]) -> str:
+    """The frame the run sits in: a thread that did not move between the last two dumps, else
+    the innermost frame of the busiest process's first thread in the latest dump."""
+    if len(history) > 1:
+        same = unmoved_threads(history[-2], history[-1])
+        if same:
+            pid, thread = same[0]
+            return f"PID {pid} thread {thread.thread_id}: {thread.frames[0]} (did not move between dumps)"
+    for dump in sorted(history[-1] if history else [], key=_busyness):
+        for thread in dump.threads:
+            if thread.frames:
+                return f"PID {dump.pid}: {thread.frames[0]}"
+    return ""
+
+
+def hung_text(run: Run, history: list[list[ProcessDump]]) -> str:
+    """What the findings panel says about a run that looks alive but is not: why, where it is
+    stuck, what to press next. A stuck summary from the hang analysis goes here when it has one."""
+    if run.verdict not in ("hung", "false-ready"):
+        return ""
+    lines = [f"{verdict_markup(run.verdict)} {escape(run.verdict_reason)}"]
+    where = where_stuck(history)
+    lines.append(f"[b]stuck in[/b] {escape(where)}" if where else "[i]no stack dump yet[/i]")
+    lines.append("[b]next[/b]: o shows the stacks · d dumps again (what did not move) · ctrl+n with native frames")
     return "\n".join(lines)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from textual import events, work
 
-from workbench.core.cmdline import has_flag, toggle_flag
+from workbench.core.cmdline import apply_arg_delta, has_flag, server_address, toggle_flag
 from workbench.core.engine.run import Run
+from workbench.core.knowledge.actions import first_fitting, free_port
 from workbench.ui.layouts import load_layout
 from workbench.ui.pane import FindingsList
 from workbench.ui.panels import stacks_text
@@ -71,7 +72,9 @@ class RunActions:
     @work(thread=True, exit_on_error=False, group="engine")
     def action_smoke(self) -> None:
         run = self.current_run()
-        if run is not None:
+        if run is not None and not run.alive:  # its port may be another run's by now
+            self.call_from_thread(self.note, f"{run.id} is not running: no smoke sent (> shows another run)")
+        elif run is not None:
             self.call_from_thread(self.note, f"smoke request to {run.id}…")
             self.engine.smoke(run.id)
 
@@ -79,6 +82,7 @@ class RunActions:
     def action_stop(self) -> None:
         run = self.current_run()
         if run is not None and run.alive:
+            self.call_from_thread(self.note, f"stopping {run.id} (PID {run.pid})…")
             used, survivors = self.engine.stop(run.id, cause="key x")
             self.call_from_thread(self.note, f"{run.id} stopped ({used})" + (f", survivors {survivors}" if survivors else ""))
 
@@ -112,15 +116,24 @@ class RunActions:
         self.call_from_thread(self.place_run, new, index)
 
     @work(thread=True, exit_on_error=False, group="engine")
-    def action_eager(self) -> None:
+    def action_eager(self, same_port: bool = False) -> None:
+        """The command again with --enforce-eager toggled, beside the first run: on a free port
+        while the first keeps serving, or (same_port) on its port, after stopping it — said plainly."""
         run = self.current_run()
         if run is None:
             return
         argv = toggle_flag(run.spec.argv, "--enforce-eager")
-        if run.alive:
-            self.engine.stop(run.id, cause="key e: eager rerun")  # the port and the device are exclusive
+        port = server_address(run.spec.argv)
+        if run.alive and port is not None and not same_port:
+            argv = apply_arg_delta(argv, {"--port": str(free_port())})
+        elif run.alive:
+            self.engine.stop(run.id, cause="key E: eager rerun on the same port")
+            self.call_from_thread(self.note, f"stopped {run.id} to free port {port[1] if port else '?'} for the eager rerun")
         new = self.engine.launch(argv, run.spec.env_delta, run.spec.cwd, cause="key e: --enforce-eager toggled", parent=run.id)
         graph, eager = (run.id, new.id) if has_flag(argv, "--enforce-eager") else (new.id, run.id)
+        where = f" on port {new.address[1]}" if new.address else ""
+        self.call_from_thread(self.note, f"{new.id}: the {'eager' if has_flag(argv, '--enforce-eager') else 'graph'} "
+                                         f"rerun of {run.id}{where}" + (f"; {run.id} keeps running" if run.alive else ""))
         self.call_from_thread(self._show_pair, run.id, new, (graph, eager))
 
     async def _show_pair(self, old_id: str, new: Run, pair: tuple[str, str]) -> None:
@@ -136,7 +149,7 @@ class RunActions:
         run = self.current_run()
         selected = self._selected_finding()
         finding = selected or (run.root_cause() if run else None)
-        action = next((a for a in finding.actions if a.applicable), None) if finding else None
+        action = first_fitting(finding.actions, run.spec.argv) if finding and run else None
         if run is None or finding is None or action is None:
             self.call_from_thread(self.note, "no machine-applicable action for this finding")
             return

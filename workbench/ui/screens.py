@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -13,19 +15,37 @@ from textual.widgets.option_list import Option
 from workbench.core.record.debugvars import DebugVar
 
 
+def human_key(keys: str) -> str:
+    """`slash` → `/`, `ctrl+right_square_bracket` → `ctrl+]`, `up,k` → `↑ k`: keys as printed on them."""
+    shown = []
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+")
+        shown.append("+".join([*modifiers, format_key(name)]))
+    return " ".join(shown)
+
+
 class HelpScreen(ModalScreen[None]):
+    """Built once per app and kept (installed): opening it is a screen switch, not a rebuild.
+    Opaque, so nothing beneath it is composited while it is up."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = "HelpScreen { background: $background; }"
+    covers = True  # the app skips drawing the panes beneath it
 
     def __init__(self, rows: list[tuple[str, str, str]]) -> None:
         super().__init__(classes="modal")
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        width = max((len(key) for key, _, _ in self.rows), default=4) + 2
-        text = "\n".join(f"[b]{escape(key):<{width}}[/b]{escape(desc):<20} [dim]{escape(tip)}[/dim]"
-                         for key, desc, tip in self.rows)
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("what", no_wrap=True)
+        table.add_column("why", style="dim", ratio=1)  # wraps inside its column, never to column 0
+        for key, desc, tip in self.rows:
+            table.add_row(human_key(key), desc, tip)
         with VerticalScroll(classes="dialog", id="help"):
-            yield Static("[b]Keys[/b]  (every action is also in the command palette: ctrl+p)\n\n" + text)
+            yield Static("[b]Keys[/b]  Esc (or ?) closes this · every action is also in the command palette: ctrl+p\n")
+            yield Static(table)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -175,6 +175,7 @@ class Engine:
             run.proc.pid, self.session.token if not self._other_live_runs(run_id) else None,
             self.settings.stop_int_timeout, self.settings.stop_term_timeout,
             start_with=_signal.SIGKILL if kill else _signal.SIGINT,
+            progress=lambda step: self.notice(run_id, f"stopping {run_id}: {step}"),
         )
         run.stop_signal = used
         run.exited.wait(timeout=5.0)

@@ -17,6 +17,7 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 
 from workbench.core.knowledge import chains
+from workbench.core.knowledge.actions import ordered_actions
 from workbench.core.knowledge.hangs import WaitStreak, note_wait
 from workbench.core.knowledge.phases import PHASE_ORDER, PhaseTracker
 from workbench.core.knowledge.prefixes import canonical, split_line
@@ -166,7 +167,7 @@ class Diagnosis(RecordReading):
                 why=sig.why,
                 cascade=sig.cascade,
                 benign=benign,
-                actions=[a.fill(captures) for a in sig.actions],
+                actions=ordered_actions([a.fill(captures) for a in sig.actions], phase),  # the fix that fits first
                 source=source,
                 note="benign here" if benign and not sig.benign else ("benign" if benign else ""),
                 after_stop=self.stop_seq is not None and seq >= self.stop_seq,

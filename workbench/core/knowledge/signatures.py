@@ -27,6 +27,8 @@ class Action:
     text: str
     arg_delta: dict[str, str | bool] = field(default_factory=dict)
     env_delta: dict[str, str | bool] = field(default_factory=dict)
+    first_in: tuple[str, ...] = ()  # phases where this is the fix to try first
+    last_in: tuple[str, ...] = ()  # phases where it does not help (offered last)
 
     @property
     def applicable(self) -> bool:
@@ -46,6 +48,8 @@ class Action:
             sub(self.text),
             {k: sub(v) for k, v in self.arg_delta.items()},
             {k: sub(v) for k, v in self.env_delta.items()},
+            self.first_in,
+            self.last_in,
         )
 
     def to_dict(self) -> dict:
@@ -118,7 +122,7 @@ _SIGNATURE_KEYS = {
     "stops": bool, "platform": str, "sources": list,
 }
 _REQUIRED = ("id", "title", "severity", "patterns", "why")
-_ACTION_KEYS = {"text": str, "arg_delta": dict, "env_delta": dict}
+_ACTION_KEYS = {"text": str, "arg_delta": dict, "env_delta": dict, "first_in": list, "last_in": list}
 
 
 class _FileCheck:
@@ -196,11 +200,17 @@ def _parse_signature(check: _FileCheck, raw: Any, index: int) -> Signature:
         _check_type(check, a, _ACTION_KEYS, f"{where} action #{j + 1}", "signature", index)
         if "text" not in a:
             raise check.fail(f"{where} action #{j + 1}: missing required field 'text'", "text", "signature", index)
+        for key in ("first_in", "last_in"):
+            for p in a.get(key, []):
+                if p not in PHASE_ORDER:
+                    raise check.fail(f"{where} action #{j + 1}: {key} names unknown phase {p!r}", key, "signature", index)
         actions.append(
             Action(
                 a["text"],
                 _parse_delta(check, a.get("arg_delta", {}), where, "arg_delta", index),
                 _parse_delta(check, a.get("env_delta", {}), where, "env_delta", index),
+                tuple(a.get("first_in", [])),
+                tuple(a.get("last_in", [])),
             )
         )
     for key in ("sources",):

@@ -12,7 +12,7 @@ import os
 import signal
 import termios
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -182,8 +182,10 @@ def stop_tree(
     term_timeout: float = 5.0,
     kill_timeout: float = 3.0,
     start_with: int = signal.SIGINT,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[str, list[int]]:
     """SIGINT, then SIGTERM, then SIGKILL to every process of the tree, waiting between.
+    `progress` hears each step as it happens ("SIGINT sent to 3 processes; SIGTERM in 5 s").
 
     Returns (the signal that finished the job or "none", pids still alive at the end).
     """
@@ -197,13 +199,17 @@ def stop_tree(
     order = [s for s, _t in steps]
     steps = steps[order.index(start_with):]
     used = "none"
-    for sig, timeout in steps:
+    for number, (sig, timeout) in enumerate(steps):
         try:
             os.killpg(root_pid, sig)  # the session leader's group: children not yet seen too
         except (ProcessLookupError, PermissionError):
             pass
         _signal_all(procs, sig)
         used = signal.Signals(sig).name
+        if progress is not None:
+            after = (f"{signal.Signals(steps[number + 1][0]).name} in {timeout:.0f} s unless they exit"
+                     if number + 1 < len(steps) else f"waiting up to {timeout:.0f} s")
+            progress(f"{used} sent to {len(procs)} process(es); {after}")
         procs = _wait_gone(procs, timeout)
         if token:  # late children forked while we were stopping
             known = {p.pid for p in procs}

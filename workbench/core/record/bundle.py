@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from workbench.core.knowledge.community import issue_section
+from workbench.core.logs.linesplit import LineSplitter
+from workbench.core.logs.text import display_lines
 from workbench.core.probes.envreport import report_text
 from workbench.core.record.session import read_events
 from workbench.core.secrets import MASK, mask_argv
@@ -26,6 +28,7 @@ _SECRET_TEXT = [
     re.compile(r"\b()(hf_[A-Za-z0-9]{16,})()"),
     re.compile(r"\b()(sk-[A-Za-z0-9_-]{16,})()"),
 ]
+TRACEBACK = re.compile(r"Traceback \(most recent call last\):")
 TEXT_SUFFIXES = {".log", ".jsonl", ".json", ".txt", ".toml", ".md", ".svg"}
 
 
@@ -46,12 +49,65 @@ def _summaries(directory: Path) -> list[dict]:
     return out
 
 
-def _context(log: Path, seq: int, before: int = 12, after: int = 3) -> str:
+def _display_lines(log: Path) -> list[str]:
+    """The log as the workbench numbers it: split on "\\n" only (a "\\r" progress frame is not a
+    line), long lines cut as the store cuts them, colour escapes stripped, "\\r" frames folded."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        data = log.read_bytes()
     except OSError:
+        return []
+    splitter = LineSplitter()
+    raw = splitter.feed(data)[1] + splitter.flush()[1]
+    return display_lines(raw)
+
+
+def _context(log: Path, seq: int, before: int = 12, tail: int = 3) -> str:
+    """Whole display lines ending with the root-cause line (and the few lines of its message
+    after it), starting at its traceback when one begins within reach."""
+    lines = _display_lines(log)
+    if not 0 <= seq < len(lines):
         return ""
-    return "\n".join(lines[max(0, seq - before): seq + after + 1])
+    start = max(0, seq - before)
+    for i in range(seq, max(-1, seq - 80), -1):  # the traceback the exception line ends
+        if TRACEBACK.search(lines[i]):
+            start = i
+            break
+    end = seq
+    while end + 1 < len(lines) and end - seq < tail and _continues(lines[end + 1]):
+        end += 1
+    return "\n".join(lines[start:end + 1])
+
+
+def _continues(line: str) -> bool:
+    # the exception's message goes on (pydantic's "  Value error, ..."); a new record does not
+    message = line.split(") ", 1)[1] if line.startswith("(") and ") " in line else line
+    return message.startswith((" ", "\t")) and not TRACEBACK.search(line)
+
+
+def _flags(argv: list[str]) -> dict[str, str]:
+    """`--flag value` and bare `--flag` (value "") of a command line."""
+    flags: dict[str, str] = {}
+    for i, token in enumerate(argv):
+        if token.startswith("--"):
+            name, eq, value = token.partition("=")
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else ""
+            flags[name] = value
+    return flags
+
+
+def run_change(base: dict, event: dict) -> str:
+    """What a run changed against the session's first run: flags added or changed, flags dropped,
+    environment set or unset."""
+    if event is base:
+        return "-"
+    before, after = _flags(base.get("argv", [])), _flags(event.get("argv", []))
+    parts = [f"{k} {v}".strip() for k, v in after.items() if before.get(k) != v]
+    parts += [f"no {k}" for k in before if k not in after]
+    base_env, env = base.get("env_delta") or {}, event.get("env_delta") or {}
+    parts += [f"{k}={v}" if v is not None else f"unset {k}" for k, v in env.items() if base_env.get(k) != v]
+    parts += [f"unset {k}" for k in base_env if k not in env]
+    return " ".join(parts) or "same command"
 
 
 def _stuck_section(directory: Path, summaries: list[dict]) -> list[str]:
@@ -101,13 +157,11 @@ def issue_markdown(directory: Path) -> str:
     if len(summaries) > 1 or any(s.get("dumps") for s in summaries):
         parts.append("What was tried:\n")
         parts.append("| run | cause | change | verdict | phase reached | root cause | seconds |\n|---|---|---|---|---|---|---|")
+        base = started.get(first.get("run", ""), {})
         for s in summaries:
             event = started.get(s.get("run", ""), {})
-            change = " ".join(f"{k}={v}" for k, v in (event.get("env_delta") or {}).items())
-            argv = event.get("argv", [])
-            if "--enforce-eager" in argv:
-                change = (change + " --enforce-eager").strip()
-            parts.append(f"| {s.get('run')} | {event.get('cause', '')} | {change or '-'} | {s.get('verdict')} | "
+            change = run_change(base, event) if event else "-"
+            parts.append(f"| {s.get('run')} | {event.get('cause', '')} | {change} | {s.get('verdict')} | "
                          f"{s.get('last_phase')} | {(s.get('root_cause') or {}).get('id', '-')} | {s.get('seconds')} |")
         parts.append("")
         dumps = sum(len(s.get("dumps", [])) for s in summaries)
