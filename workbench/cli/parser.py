@@ -159,5 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="environment report, with the target's Python: `workbench env -- vllm serve ...`")
     env.add_argument("--json", action="store_true")
 
+    from workbench.cli.perf import add_perf_commands
+
+    add_perf_commands(sub)
     sub.add_parser("help", help="this help")
     return parser

@@ -36,7 +36,7 @@ def v1_text(engine: str = "0", gen: float = 100.0, prompt: float = 400.0, ttft=(
         f'vllm:request_success_total{{{lab},finished_reason="length"}} 4.0',
         f'vllm:request_success_total{{{lab},finished_reason="stop"}} 1.0',
         "# TYPE vllm:time_to_first_token_seconds histogram",
-        *(f'vllm:time_to_first_token_seconds_bucket{{{lab},le="{b}"}} {c}.0' for b, c in zip(le, cumulative)),
+        *(f'vllm:time_to_first_token_seconds_bucket{{{lab},le="{b}"}} {c}.0' for b, c in zip(le, cumulative, strict=True)),
         f"vllm:time_to_first_token_seconds_count{{{lab}}} {sum(ttft)}.0",
         f"vllm:time_to_first_token_seconds_sum{{{lab}}} 1.5",
     ]
