@@ -5,7 +5,7 @@ decodes one token for every running request and prefills up to `--max-num-batche
 prompt tokens (chunked prefill splits a long prompt over steps; without it a prompt is
 prefilled whole); at most `--max-num-seqs` requests run at once; the KV cache has a fixed number
 of token slots and a request that no longer fits is preempted (recomputed later); with
-`--enable-prefix-caching` the full 16-token blocks of a prompt seen before are not recomputed.
+prefix caching (on by default, as in vLLM V1; off with `--no-enable-prefix-caching`) the full 16-token blocks of a prompt seen before are not recomputed.
 A step costs a fixed overhead, a little per running sequence and per prefilled token, so
 throughput grows with concurrency up to `--max-num-seqs` and TTFT falls with prefix hits.
 Serving runs in real time (`--time-scale` shortens only startup).
@@ -90,7 +90,7 @@ class Scheduler:
         self.max_num_seqs = int(args.max_num_seqs)
         self.budget = int(flag_value(extra, "--max-num-batched-tokens", "8192") or 8192)
         self.chunked = "--no-enable-chunked-prefill" not in extra
-        self.prefix_caching = "--enable-prefix-caching" in extra
+        self.prefix_caching = "--no-enable-prefix-caching" not in extra
         self.capacity = int(KV_TOKENS_AT_0_9 * float(args.gpu_memory_utilization) / 0.9)
         self.model = args.model
         self.cond = threading.Condition()
