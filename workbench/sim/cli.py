@@ -127,6 +127,7 @@ class ApiServer:
         handler = make_handler(self)
         try:
             ThreadingHTTPServer.allow_reuse_address = True
+            ThreadingHTTPServer.request_queue_size = 2048  # uvicorn's backlog: a burst of connects is not dropped
             self.httpd = ThreadingHTTPServer((a.host, a.port), handler)
         except OSError as exc:
             frames = [

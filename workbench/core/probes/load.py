@@ -148,6 +148,13 @@ async def _drive(url: str, model: str, spec: LoadSpec, progress: Callable[[int, 
         return time.perf_counter() - started < (spec.duration or 0)
 
     async with httpx.AsyncClient(limits=limits, timeout=spec.timeout) as client:
+        # one request first, not counted (as `vllm bench serve` does): a broken endpoint fails
+        # fast, and the measured part does not pay for the first connection
+        first = await _one(client, url, model, texts[0], spec)
+        if not first.ok:
+            return [first], time.perf_counter() - started
+        started = time.perf_counter()
+
         async def worker() -> None:
             nonlocal issued
             while more():
