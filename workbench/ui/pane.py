@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
@@ -11,6 +12,7 @@ from workbench.core.engine.run import Run
 from workbench.core.knowledge.records import Finding
 from workbench.ui.layouts import Layout
 from workbench.ui.logview import LogView
+from workbench.ui.metrics_panel import MetricsPanel
 from workbench.ui.panels import finding_prompt, header_text, phases_text, pinned_text
 
 
@@ -73,6 +75,8 @@ class RunPane(Vertical):
     def _panel(self, name: str) -> ComposeResult:
         if name == "findings":
             yield FindingsList()
+        elif name == "metrics":
+            yield MetricsPanel()
         elif name == "stacks":
             with VerticalScroll(classes="stacks-box"):
                 yield Static(classes="stacks")
@@ -88,12 +92,13 @@ class RunPane(Vertical):
         self.log.show(run)
         self.refresh_header(run)
 
-    def refresh_header(self, run: Run | None, tick: int = 0) -> None:
+    def refresh_header(self, run: Run | None, tick: int = 0, metrics: str = "") -> None:
         if run is None:
             self.query_one(".pane-header", Static).update("[i]no run in this pane yet[/i]")
             self.query_one(".pinned", Static).update("")
             return
-        self.query_one(".pane-header", Static).update(header_text(run, tick))
+        summary = f"\n[b]serving[/b] {escape(metrics)}" if metrics and run.alive and run.ready_url else ""
+        self.query_one(".pane-header", Static).update(header_text(run, tick) + summary)
         pinned = pinned_text(run)
         widget = self.query_one(".pinned", Static)
         widget.update(pinned)
