@@ -98,7 +98,9 @@ class RunPane(Vertical):
             self.query_one(".pinned", Static).update("")
             return
         summary = f"\n[b]serving[/b] {escape(metrics)}" if metrics and run.alive and run.ready_url else ""
-        self.query_one(".pane-header", Static).update(header_text(run, tick) + summary)
+        header = self.query_one(".pane-header", Static)
+        header.update(header_text(run, tick) + summary)
+        header.set_class(bool(summary), "serving")  # a third line for the metrics summary
         pinned = pinned_text(run)
         widget = self.query_one(".pinned", Static)
         widget.update(pinned)
