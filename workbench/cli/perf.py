@@ -17,6 +17,7 @@ def add_perf_commands(sub: argparse._SubParsersAction) -> None:
     metrics.add_argument("--json", action="store_true")
     metrics.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between scrapes (default 2)")
     metrics.add_argument("--window", type=float, default=30.0, metavar="S", help="rates and quantiles over S seconds")
+    metrics.add_argument("--pid", type=int, default=None, help="the server's PID: its tree's CPU for the bottleneck")
 
     load = sub.add_parser("load", help="bounded streaming load on a live server; a report like `vllm bench serve`")
     load.add_argument("url")
@@ -71,6 +72,7 @@ def _metrics_text(derived: dict) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from workbench.core.probes.bottleneck import devices, find_bottleneck, tree_cpu_of
     from workbench.core.probes.metrics import MetricsError, MetricsWindow, scrape
 
     window = MetricsWindow(args.window)
@@ -81,10 +83,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             window.add(scrape(args.url))
             derived = window.derived()
             assert derived is not None
+            found = find_bottleneck(derived, devices()[0], tree_cpu_of(args.pid) if args.pid else None)
             if args.json:
-                sys.stdout.write(json.dumps({"url": args.url, **derived}) + "\n")
+                sys.stdout.write(json.dumps({"url": args.url, **derived, "bottleneck": found.to_dict()}) + "\n")
             else:
-                sys.stdout.write(time.strftime("%H:%M:%S ") + _metrics_text(derived))
+                sys.stdout.write(time.strftime("%H:%M:%S ") + _metrics_text(derived) + found.text() + "\n")
             sys.stdout.flush()
             if args.once:
                 return 0

@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from workbench.core.probes.bottleneck import devices, find_bottleneck
 from workbench.core.probes.load import LoadSpec, run_load
 from workbench.core.probes.metrics import (
     TOTAL,
@@ -83,6 +84,8 @@ class MetricsPanel(Vertical):
     def show(self, history: list[dict[str, Any]], source: str = "") -> None:
         latest = history[-1] if history else None
         title = "[b]Metrics[/b]" + (f" [dim]({escape(source)})[/dim]" if source else "")
+        if latest and latest.get("bottleneck"):
+            title += "\n" + escape(latest["bottleneck"])
         self.query_one(".metrics-title", Static).update(title if history else title + "\n[i]not serving yet[/i]")
         for key, title_text in SERIES:
             self.query_one(f"#cap-{key}", Static).update(caption(key, title_text, latest))
@@ -120,6 +123,8 @@ class PerfActions:
                 derived, source = derived_from_stats_lines(lines), "stats line"
             if derived is None:
                 continue
+            tree = {f"{p.name}[{p.pid}]": p.cpu_percent for p in run.tree_snapshot} or None
+            derived["bottleneck"] = find_bottleneck(derived, devices()[0], tree).text()
             self.metric_history.setdefault(run.id, deque(maxlen=HISTORY)).append(derived)
             self.metric_source[run.id] = source
         self.call_from_thread(self.show_metrics)  # type: ignore[attr-defined]
