@@ -66,10 +66,20 @@ def test_an_unreachable_url_or_a_non_vllm_metrics_is_refused_in_one_line(no_leak
         httpd.shutdown()
 
 
+def test_the_profiler_relaunch_by_version() -> None:
+    from workbench.core.probes.torchprof import relaunch_delta
+
+    assert relaunch_delta("0.11.0", "/t") == ({}, {"VLLM_TORCH_PROFILER_DIR": "/t"})
+    for newer in ("0.15.0", "0.32.0", None):
+        args, env = relaunch_delta(newer, "/t")
+        assert env == {} and json.loads(args["--profiler-config"]) == {"profiler": "torch", "torch_profiler_dir": "/t"}
+
+
 def test_profile_server_starts_stops_and_finds_the_trace(port: int, tmp_path: Path, no_leaks: None) -> None:
     traces = tmp_path / "traces"
     with sim_server(port, env={"VLLM_TORCH_PROFILER_DIR": str(traces)}) as url:
-        done = workbench("profile-server", url, "--seconds", "0.5", "--trace-dir", str(traces), "--json")
+        done = workbench("profile-server", url, "--seconds", "0.5", "--trace-dir", str(traces))
         assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
-        assert result["trace"] and Path(result["trace"]).is_file() and result["trace"].startswith(str(traces))
+        assert "profiling ..." in done.stderr and "vLLM is writing the trace" in done.stderr  # /stop_profile blocks
+        trace = Path(done.stdout.removeprefix("trace: ").strip())
+        assert trace.is_file() and trace.parent == traces and ".trace" in trace.name

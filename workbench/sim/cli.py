@@ -302,8 +302,8 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"error": {"message": "invalid JSON"}}, "Bad Request")
                 return
             if self.path in ("/start_profile", "/stop_profile") and perf.profiler_dir(server.extra):
-                if self.path == "/stop_profile":  # the trace is written after the reply, as vLLM does
-                    threading.Thread(target=perf.write_trace, args=(perf.profiler_dir(server.extra), 1.0), daemon=True).start()
+                if self.path == "/stop_profile":  # vLLM answers once the trace is written
+                    perf.write_trace(perf.profiler_dir(server.extra) or "", 2.0)
                 self._send(200, None, "OK")
                 return
             if self.path not in ("/v1/chat/completions", "/v1/completions"):

@@ -308,7 +308,7 @@ def profiler_dir(extra: list[str]) -> str | None:
 
 
 def write_trace(directory: str, seconds: float) -> None:
-    """vLLM writes the trace after /stop_profile returns; here a small JSON, a while later."""
+    """vLLM writes the trace before /stop_profile returns; here a small JSON, after a while."""
     time.sleep(seconds)
     os.makedirs(directory, exist_ok=True)
     name = os.path.join(directory, f"sim-{os.getpid()}-{int(time.time())}.pt.trace.json")

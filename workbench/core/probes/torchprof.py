@@ -3,8 +3,9 @@
 The routes exist only when the server was started with the profiler enabled: newer vLLM
 takes `--profiler-config '{"profiler": "torch", "torch_profiler_dir": DIR}'`, older vLLM the
 `VLLM_TORCH_PROFILER_DIR` variable. /stop_profile is always sent once /start_profile was, even
-on Ctrl-C, so the profiler is never left running; vLLM writes the trace after that (minutes for a
-big model), so we watch the directory until a new trace file stops growing.
+on Ctrl-C, so the profiler is never left running. /stop_profile returns only once the traces are
+written (about 100 s for a tiny model on CPU, minutes for a big one): progress is shown while it
+blocks, then the directory is searched for the new trace file.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import httpx
 
 from workbench.core.probes.load import check_target
 
-# vLLM versions from which `--profiler-config` replaces VLLM_TORCH_PROFILER_DIR
-PROFILER_CONFIG_SINCE = (0, 13)
+# `--profiler-config` appeared after 0.12; VLLM_TORCH_PROFILER_DIR still works (deprecated) in
+# 0.15 and is gone by 0.20: the variable up to 0.14, the flag from 0.15 on
+PROFILER_CONFIG_SINCE = (0, 15)
 
 
 class ProfilerError(Exception):
@@ -72,6 +74,30 @@ def wait_for_trace(directory: Path, before: dict[Path, int], progress: Callable[
     return None
 
 
+def _stop_with_progress(base: str, progress: Callable[[str], None], timeout: float) -> httpx.Response:
+    """POST /stop_profile in a thread (it blocks while vLLM writes the trace), saying how long."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def stop() -> None:
+        try:
+            box["reply"] = httpx.post(base + "/stop_profile", timeout=timeout)
+        except httpx.HTTPError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=stop, daemon=True, name="stop-profile")
+    started = time.monotonic()
+    thread.start()
+    while thread.is_alive():
+        thread.join(1.0)
+        if thread.is_alive():
+            progress(f"profiler stopped; vLLM is writing the trace ... {time.monotonic() - started:.0f}s")
+    if "error" in box:
+        raise ProfilerError(f"{base}/stop_profile: {type(box['error']).__name__}: {box['error']}")
+    return box["reply"]
+
+
 def profile_server(url: str, seconds: float, trace_dir: str | None = None,
                    progress: Callable[[str], None] = lambda _: None, version: str | None = None,
                    trace_timeout: float = 900.0) -> dict[str, Any]:
@@ -93,7 +119,7 @@ def profile_server(url: str, seconds: float, trace_dir: str | None = None,
             progress(f"profiling ... {left:.0f}s left")
             time.sleep(min(1.0, left))
     finally:  # never leave the profiler running, whatever happened above
-        stopped = httpx.post(base + "/stop_profile", timeout=600)
+        stopped = _stop_with_progress(base, progress, trace_timeout)
     if stopped.status_code != 200:
         raise ProfilerError(f"{base}/stop_profile: HTTP {stopped.status_code} {stopped.text[:200]}")
     trace = wait_for_trace(directory, before, progress, trace_timeout) if directory else None
