@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -234,13 +235,15 @@ def progress_bar(done: int, total: int, seconds: float, duration: float | None) 
 
 
 def run_vllm_bench(url: str, spec: LoadSpec, vllm: str = "vllm", timeout: float = 3600.0) -> dict[str, Any]:
-    """Run `vllm bench serve` with the same load and read its saved JSON result."""
-    binary = shutil.which(vllm)
+    """Run `vllm bench serve` with the same load and read its saved JSON result. `vllm` is the
+    command (words split like a shell's), e.g. "vllm" or "/venv/bin/python -m vllm.entrypoints.cli.main"."""
+    words = shlex.split(vllm)
+    binary = shutil.which(words[0]) if words else None
     if binary is None:
         raise MetricsError(f"{vllm}: not found (--with-vllm-bench needs the vLLM environment's `vllm` on PATH or --vllm)")
     model = check_target(url)
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as out:
-        argv = [binary, "bench", "serve", "--backend", "vllm", "--base-url", url.rstrip("/"), "--model", model,
+        argv = [binary, *words[1:], "bench", "serve", "--backend", "vllm", "--base-url", url.rstrip("/"), "--model", model,
                 "--endpoint", spec.endpoint, "--dataset-name", "random", "--random-input-len", str(spec.prompt_tokens),
                 "--random-output-len", str(spec.max_tokens), "--num-prompts", str(spec.requests or 100),
                 "--max-concurrency", str(spec.concurrency), "--seed", str(spec.seed), "--ignore-eos",
