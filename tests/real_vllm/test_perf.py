@@ -14,22 +14,24 @@ from tests.real_vllm.conftest import serve_command
 pytestmark = [pytest.mark.real_vllm, pytest.mark.usefixtures("vllm_env")]
 
 
-def healthy(url: str, proc: subprocess.Popen) -> bool:
+def healthy(client: httpx.Client, url: str, proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
         return True  # exited: the assertion below says so
     try:
-        return httpx.get(url + "/health", timeout=2).status_code == 200
+        return client.get(url + "/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
 
+@pytest.mark.timeout(1500)  # a start takes minutes on a busy 2-core machine
 def test_metrics_parsed_and_a_ten_request_load(vllm_python, tiny_model, tmp_path, no_leaks) -> None:
     port = free_port()
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(serve_command(vllm_python, tiny_model, port), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: healthy(url, proc), timeout=600, what="the real server's /health")
+        with httpx.Client() as client:  # one client: a new one per poll builds an SSL context each time
+            wait_until(lambda: healthy(client, url, proc), timeout=900, interval=0.5, what="the real server's /health")
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
 
         done = workbench("load", url, "--requests", "10", "--concurrency", "2", "--prompt-tokens", "24",

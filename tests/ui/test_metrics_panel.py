@@ -76,3 +76,31 @@ async def test_live_metrics_header_and_a_load_burst(tmp_path, no_leaks) -> None:
     report = json.loads(next((session / "runs" / run.id).glob("load-*.json")).read_text())
     assert report["completed"] == 32 and report["output_throughput"] > 0
     assert any(e.get("kind") == "notice" and "load on" in e.get("text", "") for e in read_events(session))
+
+
+@pytest.mark.asyncio
+async def test_the_tui_matrix_table_gains_throughput_columns_as_runs_end(tmp_path, no_leaks) -> None:
+    from workbench.core.record.recipe import load_recipe
+
+    path = tmp_path / "tp.toml"
+    path.write_text('name = "tp"\ncommand = ["{python}", "-m", "workbench.sim", "healthy", "--port", "{port}", '
+                    '"--time-scale", "0.02", "--max-num-seqs", "1"]\n'
+                    "[load]\nconcurrency = 8\nrequests = 16\nprompt_tokens = 32\nmax_tokens = 8\n"
+                    '[variants.more-seqs]\nset_args = { "--max-num-seqs" = "16" }\n')
+    app = make_app([], settings=Settings(), session_dir=str(tmp_path / "s"), matrix=(load_recipe(path), None))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            def table() -> str:
+                return str(app.query_one("#conclusion").render())
+
+            first = None
+            for _ in range(2400):
+                if "conclusion:" in table():
+                    break
+                if first is None and "base" in table() and "running the next variant" in table():
+                    first = table()  # the base's row, measured, before the variant ran
+                await pilot.pause(0.05)
+            assert first is not None and "out tok/s" in first and "more-seqs" not in first.split("\n", 1)[1]
+            assert "conclusion: healthy in every variant; --max-num-seqs 16: " in table()
+    finally:
+        app.engine.shutdown()

@@ -72,15 +72,18 @@ def _metrics_text(derived: dict) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    import httpx
+
     from workbench.core.probes.bottleneck import devices, find_bottleneck, tree_cpu_of
     from workbench.core.probes.metrics import MetricsError, MetricsWindow, scrape
 
     window = MetricsWindow(args.window)
+    client = httpx.Client()  # one for every scrape: a new client builds an SSL context each time
     try:
-        window.add(scrape(args.url))
+        window.add(scrape(args.url, client))
         while True:
             time.sleep(max(0.05, args.interval))
-            window.add(scrape(args.url))
+            window.add(scrape(args.url, client))
             derived = window.derived()
             assert derived is not None
             found = find_bottleneck(derived, devices()[0], tree_cpu_of(args.pid) if args.pid else None)
@@ -93,6 +96,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
                 return 0
     except MetricsError as exc:
         return _fail(str(exc))
+    finally:
+        client.close()
 
 
 def cmd_load(args: argparse.Namespace) -> int:

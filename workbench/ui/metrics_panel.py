@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
+import httpx
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
@@ -99,6 +100,7 @@ class PerfActions:
         self.metric_windows: dict[str, MetricsWindow] = {}
         self.metric_history: dict[str, deque] = {}
         self.metric_source: dict[str, str] = {}
+        self.metrics_client = httpx.Client()  # one for every scrape (a new one builds an SSL context)
         self.set_interval(POLL_S, self.poll_metrics)  # type: ignore[attr-defined]
 
     def serving_runs(self) -> list[Any]:
@@ -115,7 +117,7 @@ class PerfActions:
         for run in runs:
             window = self.metric_windows.setdefault(run.id, MetricsWindow(30.0))
             try:
-                window.add(scrape(run.ready_url, timeout=POLL_S))
+                window.add(scrape(run.ready_url, self.metrics_client, timeout=POLL_S))
                 derived, source = window.derived(), "/metrics"
             except MetricsError:
                 lines = [line for line in run.store.lines(max(0, len(run.store) - 200), len(run.store))
