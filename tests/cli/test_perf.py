@@ -62,6 +62,8 @@ def test_an_unreachable_url_or_a_non_vllm_metrics_is_refused_in_one_line(no_leak
                 assert done.returncode == 2, (argv, done.stderr)
                 assert reason in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
                 assert "Traceback" not in done.stderr
+        missing = workbench("load", dead, "--with-vllm-bench", "--vllm", "no-such-vllm --flag")
+        assert missing.returncode == 2 and "no-such-vllm --flag: not found" in missing.stderr
     finally:
         httpd.shutdown()
 
