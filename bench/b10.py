@@ -66,9 +66,14 @@ def one(supervised: bool, spec: LoadSpec, tmp: Path, server: list[str] | None = 
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_healthy(url)
-        if supervised:
-            helpers.append(subprocess.Popen([PY, "-m", "workbench", "metrics", url, "--interval", "2"],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        if supervised:  # the scraper in its steady state: started, and its first printout done
+            printed = tmp / f"metrics-{port}.txt"
+            with printed.open("wb") as out:
+                helpers.append(subprocess.Popen([PY, "-m", "workbench", "metrics", url, "--interval", "2"],
+                                                stdout=out, stderr=subprocess.STDOUT, env=env))
+            deadline = time.monotonic() + 60
+            while printed.stat().st_size == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
         report = run_load(url, LoadSpec(**vars(spec)))
         if report["failed"]:
             raise RuntimeError(f"B10: {report['failed']} requests failed: {report['errors']}")
