@@ -65,7 +65,7 @@ def one(supervised: bool, spec: LoadSpec, tmp: Path, server: list[str] | None = 
     else:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_healthy(url)
+        _wait_healthy(url, 120.0 if server is None else 1200.0)  # a real server starts in minutes here
         if supervised:  # the scraper in its steady state: started, and its first printout done
             printed = tmp / f"metrics-{port}.txt"
             with printed.open("wb") as out:
@@ -85,8 +85,9 @@ def one(supervised: bool, spec: LoadSpec, tmp: Path, server: list[str] | None = 
         log.close()
 
 
-def b10(repeats: int, requests: int, tmp: Path, server: list[str] | None = None) -> tuple[str, float, float, float]:
-    spec = LoadSpec(concurrency=16, requests=requests, prompt_tokens=128, max_tokens=64)
+def b10(repeats: int, requests: int, tmp: Path, server: list[str] | None = None, prompt_tokens: int = 128,
+        max_tokens: int = 64) -> tuple[str, float, float, float]:
+    spec = LoadSpec(concurrency=16, requests=requests, prompt_tokens=prompt_tokens, max_tokens=max_tokens)
     bare, ours = [], []
     for _ in range(repeats):  # interleaved, so a noisy neighbour hits both alike
         bare.append(one(False, spec, tmp, server))
@@ -105,11 +106,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--requests", type=int, default=160)
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--server", nargs=argparse.REMAINDER, default=None,
                         help="the server command without --port (default: the simulator)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
-        label, ratio, mine, base = b10(args.repeats, args.requests, Path(name), args.server)
+        label, ratio, mine, base = b10(args.repeats, args.requests, Path(name), args.server, args.prompt_tokens,
+                                       args.max_tokens)
     print(f"{label}: ratio {ratio:.3f} (supervised/bare {1 / ratio:.3f}), supervised {mine:.1f}, bare {base:.1f}")
     return 0
 
