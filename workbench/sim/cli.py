@@ -175,13 +175,18 @@ class ApiServer:
         threading.Timer(1.5 * max(self.args.time_scale, 0.2), self.shutdown, args=(1,)).start()
 
     def stats_loop(self) -> None:
+        # real seconds, as vLLM (VLLM_LOG_STATS_INTERVAL, default 10): --time-scale is for startup
+        interval = float(os.environ.get("VLLM_LOG_STATS_INTERVAL") or 10.0)
+        was_idle = False
         while True:
-            self.sleep(10.0)
-            if self.engine_dead:
+            time.sleep(interval if interval > 0 else 10.0)
+            if self.engine_dead or self.scheduler is None:
                 return
-            self.log.info("v1/metrics/loggers.py", 127, self.scheduler.stats_line() if self.scheduler else
-                          "Engine 000: Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s, "
-                          "Running: 0 reqs, Waiting: 0 reqs, GPU KV cache usage: 0.0%, Prefix cache hit rate: 0.0%")
+            line = self.scheduler.stats_line()
+            idle = "Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s" in line
+            if not (idle and was_idle):  # V1 logs a second idle interval at DEBUG only
+                self.log.info("v1/metrics/loggers.py", 127, line)
+            was_idle = idle
 
     def flood(self) -> None:
         a = self.args
