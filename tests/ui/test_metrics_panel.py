@@ -104,3 +104,43 @@ async def test_the_tui_matrix_table_gains_throughput_columns_as_runs_end(tmp_pat
             assert "conclusion: healthy in every variant; --max-num-seqs 16: " in table()
     finally:
         app.engine.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_the_profiler_key_offers_the_relaunch_then_finds_the_trace(tmp_path, no_leaks, monkeypatch) -> None:
+    from workbench.ui import metrics_panel
+    from workbench.ui.screens import ConfirmScreen
+
+    monkeypatch.setattr(metrics_panel, "PROFILER_SECONDS", 0.5)
+    port = free_port()
+    argv = [sys.executable, "-m", "workbench.sim", "healthy", "--port", str(port), "--time-scale", "0.02"]
+    app = make_app(argv, settings=Settings(smoke=False), session_dir=str(tmp_path / "s"), layout="perf")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            async def until(condition, what: str) -> None:
+                for _ in range(1200):
+                    if condition():
+                        return
+                    await pilot.pause(0.05)
+                raise AssertionError(f"timed out waiting for {what}")
+
+            def serving() -> bool:
+                run = app.current_run()
+                return run is not None and run.alive and bool(run.ready_url) and run.verdict == "healthy"
+
+            await until(serving, "healthy")
+            first = app.current_run().id
+            await pilot.press("T")
+            await until(lambda: isinstance(app.screen, ConfirmScreen), "the relaunch offer")
+            # the simulator says version 0.11.0: the variable, not --profiler-config
+            assert "VLLM_TORCH_PROFILER_DIR=" in app.screen.question
+            await pilot.press("y")
+            await until(lambda: app.current_run().id != first and serving(), "the relaunched run, healthy")
+            assert "VLLM_TORCH_PROFILER_DIR" in app.current_run().spec.env_delta
+            await pilot.press("T")
+            await until(lambda: any("trace at " in m for m in app.messages), "the trace's path in the notes")
+            assert any("vLLM is writing the trace" in m for m in app.messages)
+            trace = Path(next(m for m in app.messages if "trace at " in m).split("trace at ", 1)[1])
+            assert trace.is_file() and trace.parent.name == "traces"
+    finally:
+        app.engine.shutdown()

@@ -36,6 +36,7 @@ POLL_S = 2.0
 HISTORY = 60  # points per sparkline (two minutes at POLL_S)
 SERIES = (("generation_tps", "tokens/s (generation)"), ("running", "running"), ("waiting", "waiting"),
           ("kv_usage", "KV cache usage"), ("ttft_p50", "TTFT p50"), ("ttft_p99", "TTFT p99"))
+PROFILER_SECONDS = 10.0
 BURST = LoadSpec(concurrency=8, requests=32, prompt_tokens=128, max_tokens=64)
 
 
@@ -202,7 +203,7 @@ class PerfActions:
         self.profile_server_in_worker(run)
 
     @work(thread=True, exit_on_error=False, group="torchprof")
-    def profile_server_in_worker(self, run: Any, seconds: float = 10.0) -> None:
+    def profile_server_in_worker(self, run: Any) -> None:
         from workbench.core.cmdline import flag_value
         from workbench.core.probes.torchprof import ProfilerError, profile_server
 
@@ -218,7 +219,7 @@ class PerfActions:
             self.call_from_thread(self.note, f"profiler on {run.id}: {text}")  # type: ignore[attr-defined]
 
         try:
-            result = profile_server(run.ready_url, seconds, trace_dir, progress, version=vllm_version(run))
+            result = profile_server(run.ready_url, PROFILER_SECONDS, trace_dir, progress, version=vllm_version(run))
         except (ProfilerError, MetricsError) as exc:
             progress(str(exc))
             if "not enabled" in str(exc):
