@@ -3,6 +3,8 @@ bare vs supervised by the workbench (`run --headless --serve`: liveness probed) 
 scraped every 2 s by `workbench metrics`. Interleaved repeats, medians; goal: supervised ≥ 0.98× bare.
 
     python bench/b10.py [--repeats N] [--requests M]      (run.py runs it as B10)
+    python bench/b10.py --repeats 1 --requests 40 --prompt-tokens 24 --max-tokens 32 \
+        --server VENV/bin/python -m vllm.entrypoints.openai.api_server --model MODEL --max-model-len 256
 """
 
 from __future__ import annotations
