@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_attach(args)
         if args.command == "stop":
             return cmd_stop(args)
+        if args.command in ("metrics", "load", "profile-server"):
+            from workbench.cli import perf
+
+            return {"metrics": perf.cmd_metrics, "load": perf.cmd_load,
+                    "profile-server": perf.cmd_profile_server}[args.command](args)
         parser.print_help()
         return 0
     except UsageError as exc:

@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true")
 
     from workbench.cli.model import add_model_check
+    from workbench.cli.perf import add_perf_commands
 
     add_model_check(sub)
+    add_perf_commands(sub)
     sub.add_parser("help", help="this help")
     return parser

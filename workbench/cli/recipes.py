@@ -74,8 +74,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 attempts.append(attempt)
                 if not args.json:
                     row = attempt.row()
+                    under_load = f", {row['output_tok_s']:.1f} output tok/s" if row.get("output_tok_s") else ""
                     print_line(f"{row['variant']:<18} {row['change'] or '-':<34} {row['verdict']} "
-                               f"({row['root_cause'] or row['phase']}, {row['seconds'] or 0:.1f}s)")
+                               f"({row['root_cause'] or row['phase']}, {row['seconds'] or 0:.1f}s{under_load})")
 
             if args.matrix:
                 attempts, conclusion = run_matrix(recipe, settings, kb, progress, args.python)
@@ -110,9 +111,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except RecipeError as exc:
         raise UsageError(f"workbench: {exc}") from None
     result = attempt.result
+    if attempt.load and not args.json:
+        from workbench.core.probes.load import report_text
+
+        sys.stdout.write(report_text(attempt.load) if attempt.load.get("completed") else
+                         f"load: {attempt.load.get('error') or attempt.load.get('errors')}\n")
     if args.json:
         sys.stdout.write(json.dumps({**attempt.row(), "expect": recipe.expect, "matched": attempt.matched,
-                                     "smokes": attempt.smokes}) + "\n")
+                                     "smokes": attempt.smokes, "load": attempt.load}) + "\n")
     else:
         sys.stdout.write(f"recipe {recipe.name}: expected {recipe.expect}, got {result.get('verdict')}"
                          f"{' (' + (result.get('root_cause') or {}).get('id', '') + ')' if result.get('root_cause') else ''}"

@@ -25,6 +25,7 @@ from workbench.core.engine.settings import Settings
 from workbench.core.knowledge import verdicts as V
 from workbench.core.knowledge.signatures import KnowledgeBase
 from workbench.core.record.recipe import Recipe, SmokeRequest
+from workbench.faces.abload import conclude, load_cells, load_on, load_row
 from workbench.faces.headless import HeadlessOptions, run_headless
 
 EXIT_MISMATCH = 20  # the outcome differs from the recipe's `expect`
@@ -69,6 +70,7 @@ class Attempt:
     result: dict[str, Any]
     matched: bool = False
     smokes: list[dict[str, Any]] = field(default_factory=list)
+    load: dict[str, Any] | None = None  # the recipe's [load] on this run, when it became healthy
 
     @property
     def healthy(self) -> bool:
@@ -77,7 +79,8 @@ class Attempt:
     def row(self) -> dict[str, Any]:
         return {"variant": self.variant, "change": self.change, "verdict": self.result.get("verdict"),
                 "phase": self.result.get("last_phase"), "root_cause": (self.result.get("root_cause") or {}).get("id"),
-                "seconds": self.result.get("seconds"), "session": self.result.get("session_dir")}
+                "seconds": self.result.get("seconds"), "session": self.result.get("session_dir"),
+                **(load_row(self.load) if self.load is not None else {})}
 
 
 def recipe_smokes(recipe: Recipe, run: Run, outcomes: list[dict[str, Any]]) -> str | None:
@@ -125,17 +128,23 @@ def replay_once(recipe: Recipe, settings: Settings, kb: KnowledgeBase, variant: 
     settings = recipe_settings(recipe, settings)
     captured: dict[str, Any] = {}
     smokes: list[dict[str, Any]] = []
+    loads: list[dict[str, Any] | None] = []
 
     def on_healthy(run: Run) -> str | None:
-        return recipe_smokes(recipe, run, smokes)
+        failure = recipe_smokes(recipe, run, smokes)
+        if failure is None and recipe.load:
+            loads.append(load_on(recipe, run.ready_url or "", run.model_id))
+        return failure
 
     options = HeadlessOptions(quiet=quiet, env_delta=env, cwd=cwd, session_dir=session_dir,
-                              on_healthy=on_healthy if recipe.smoke else None, result_sink=captured.update)
+                              on_healthy=on_healthy if recipe.smoke or recipe.load else None,
+                              result_sink=captured.update)
     sink = stream if stream is not None else io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         run_headless(argv, options, settings, kb)
     result = captured or {"verdict": None, "reason": "not launched (preflight)", "findings": []}
-    attempt = Attempt(variant or ("probe" if set_args else "base"), change, result, smokes=smokes)
+    attempt = Attempt(variant or ("probe" if set_args else "base"), change, result, smokes=smokes,
+                      load=loads[0] if loads else None)
     attempt.matched = outcome_matches(recipe.expect, result)
     return attempt
 
@@ -167,7 +176,7 @@ def run_matrix(recipe: Recipe, settings: Settings, kb: KnowledgeBase,
         attempts.append(attempt)
         if progress:
             progress(attempt)
-    return attempts, matrix_conclusion(attempts)
+    return attempts, conclude(recipe, attempts, matrix_conclusion(attempts))
 
 
 def run_matrix_on_engine(engine: EngineFacade, recipe: Recipe, python: str | None = None,
@@ -193,14 +202,15 @@ def run_matrix_on_engine(engine: EngineFacade, recipe: Recipe, python: str | Non
         failure = recipe_smokes(recipe, run, smokes) if run.verdict == V.HEALTHY else None
         if failure:
             result["verdict"], result["reason"] = V.FALSE_READY, failure
+        load = load_on(recipe, run.ready_url or "", run.model_id) if run.verdict == V.HEALTHY and not failure else None
         if run.alive:
             engine.stop(run.id, cause="matrix: next variant")
-        attempt = Attempt(name, recipe.variants[variant].label() if variant else "", result, smokes=smokes)
+        attempt = Attempt(name, recipe.variants[variant].label() if variant else "", result, smokes=smokes, load=load)
         attempt.matched = outcome_matches(recipe.expect, result)
         attempts.append(attempt)
         if on_attempt:
             on_attempt(list(attempts))
-    return attempts, matrix_conclusion(attempts) if attempts else "cancelled"
+    return attempts, conclude(recipe, attempts, matrix_conclusion(attempts)) if attempts else "cancelled"
 
 
 def parse_range(text: str) -> tuple[float, float, bool]:
@@ -256,6 +266,9 @@ def attempts_table(attempts: list[Attempt]) -> str:
     head = ("variant", "change", "phase reached", "verdict", "root cause", "seconds")
     cells = [(r["variant"], r["change"] or "-", str(r["phase"]), str(r["verdict"]), str(r["root_cause"] or "-"),
               f"{r['seconds'] or 0:.1f}") for r in rows]
+    if any(a.load is not None for a in attempts):  # the recipe has [load]: throughput columns
+        head += ("out tok/s", "TTFT p50", "TTFT p99")
+        cells = [(*cell, *load_cells(a.load)) for cell, a in zip(cells, attempts, strict=True)]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]

@@ -13,6 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from workbench.sim import perf
 from workbench.sim.logfmt import Logger, emit, traceback_lines
 from workbench.sim.scenarios import SCENARIOS
 
@@ -52,6 +53,7 @@ class ApiServer:
         self.holder: subprocess.Popen | None = None
         self.httpd: ThreadingHTTPServer | None = None
         self.engine_dead = False
+        self.scheduler: perf.Scheduler | None = None  # serving starts after the engine is up
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds * self.args.time_scale)
@@ -133,6 +135,7 @@ class ApiServer:
         handler = make_handler(self)
         try:
             ThreadingHTTPServer.allow_reuse_address = True
+            ThreadingHTTPServer.request_queue_size = 2048  # uvicorn's backlog: a burst of connects is not dropped
             self.httpd = ThreadingHTTPServer((a.host, a.port), handler)
         except OSError as exc:
             frames = [
@@ -180,15 +183,18 @@ class ApiServer:
         threading.Timer(1.5 * max(self.args.time_scale, 0.2), self.shutdown, args=(1,)).start()
 
     def stats_loop(self) -> None:
+        # real seconds, as vLLM (VLLM_LOG_STATS_INTERVAL, default 10): --time-scale is for startup
+        interval = float(os.environ.get("VLLM_LOG_STATS_INTERVAL") or 10.0)
+        was_idle = False
         while True:
-            self.sleep(10.0)
-            if self.engine_dead:
+            time.sleep(interval if interval > 0 else 10.0)
+            if self.engine_dead or self.scheduler is None:
                 return
-            self.log.info(
-                "v1/metrics/loggers.py", 127,
-                "Engine 000: Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s, "
-                "Running: 0 reqs, Waiting: 0 reqs, GPU KV cache usage: 0.0%, Prefix cache hit rate: 0.0%",
-            )
+            line = self.scheduler.stats_line()
+            idle = "Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 0.0 tokens/s" in line
+            if not (idle and was_idle):  # V1 logs a second idle interval at DEBUG only
+                self.log.info("v1/metrics/loggers.py", 127, line)
+            was_idle = idle
 
     def flood(self) -> None:
         a = self.args
@@ -238,6 +244,7 @@ class ApiServer:
         self.banner()
         self.start_engine()
         self.wait_for_engine_startup()
+        self.scheduler = perf.Scheduler(self.args, self.extra)
         self.bind()
         threading.Thread(target=self.stats_loop, daemon=True).start()
         if self.scenario.flood:
@@ -277,9 +284,23 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             host, port = self.client_address[:2]
             server.log.bare(f'INFO:     {host}:{port} - "{self.command} {self.path} HTTP/1.1" {status} {reason}')
 
+        def _send_text(self, text: str) -> None:
+            body = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _logged(self, status: int) -> None:
+            host, port = self.client_address[:2]
+            server.log.bare(f'INFO:     {host}:{port} - "{self.command} {self.path} HTTP/1.1" {status} OK')
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             if self.path == "/health":
                 self._send(200 if not server.engine_dead else 500, None, "OK" if not server.engine_dead else "Internal Server Error")
+            elif self.path == "/metrics" and server.scheduler is not None:
+                self._send_text(server.scheduler.metrics_text())
             elif self.path == "/v1/models":
                 self._send(200, {"object": "list", "data": [{"id": server.args.model, "object": "model", "owned_by": "vllm",
                                                               "max_model_len": server.args.max_model_len}]}, "OK")
@@ -293,8 +314,17 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, {"error": {"message": "invalid JSON"}}, "Bad Request")
                 return
+            if self.path in ("/start_profile", "/stop_profile") and perf.profiler_dir(server.extra):
+                if self.path == "/stop_profile":  # vLLM answers once the trace is written
+                    perf.write_trace(perf.profiler_dir(server.extra) or "", 2.0)
+                self._send(200, None, "OK")
+                return
             if self.path not in ("/v1/chat/completions", "/v1/completions"):
                 self._send(404, {"detail": "Not Found"}, "Not Found")
+                return
+            first_fails = server.scenario.failure is not None and server.scenario.failure.stage == "first_request"
+            if server.scheduler is not None and not first_fails and not server.engine_dead:
+                perf.serve_completion(self, server.scheduler, body, self.path == "/v1/chat/completions", self._logged)
                 return
             text = server.generate(int(body.get("max_tokens") or 16))
             if text is None:

@@ -43,6 +43,7 @@ from workbench.ui.keymap import load_bindings
 from workbench.ui.layouts import Layout, available_layouts, load_layout
 from workbench.ui.log_actions import LogActions
 from workbench.ui.logview import LogView
+from workbench.ui.metrics_panel import PerfActions
 from workbench.ui.pane import RunPane
 from workbench.ui.panels import debug_text, hung_text, stacks_text, tree_text
 from workbench.ui.run_actions import RunActions
@@ -58,7 +59,7 @@ def clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-class WorkbenchApp(Screenshots, RunActions, BesideActions, LogActions, App):
+class WorkbenchApp(Screenshots, PerfActions, RunActions, BesideActions, LogActions, App):
     CSS_PATH = str(Path(__file__).resolve().parent / "app.tcss")
     TITLE = "vLLM Workbench"
 
@@ -102,6 +103,7 @@ class WorkbenchApp(Screenshots, RunActions, BesideActions, LogActions, App):
         elif self.launch_on_mount and self.command:
             self.launch(self.command, self.env_delta, "launch")
         self.set_interval(REFRESH, self.refresh_view)
+        self.start_metrics()
 
     def _after_layout(self) -> None:
         self.focus_index = min(self.focus_index, len(self.panes) - 1)
@@ -302,7 +304,7 @@ class WorkbenchApp(Screenshots, RunActions, BesideActions, LogActions, App):
                 continue
             pane.log.sync()
             if self.tick % HEADER_EVERY == 0:
-                pane.refresh_header(run, self.tick // HEADER_EVERY)
+                pane.refresh_header(run, self.tick // HEADER_EVERY, self.metrics_summary(run.id))
         if self.tick % SIDE_EVERY == 0:
             self.refresh_side()
 

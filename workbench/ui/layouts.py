@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.core.tomlfile import DataFileError, load_toml, locate
 
-PANELS = ("phases", "findings", "debug", "notes", "stacks", "tree")
+PANELS = ("phases", "findings", "debug", "notes", "stacks", "tree", "metrics")
 ARRANGEMENTS = ("sidebar", "grid", "stacked")  # stacked: panels in a strip under a full-width log
 SHIPPED_DIR = Path(__file__).resolve().parent.parent.parent / "layouts"
 _FIELDS: dict[str, type] = {"description": str, "panes": int, "arrangement": str, "panels": list}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -12,6 +13,7 @@ from workbench.core.engine.run import Run
 from workbench.core.knowledge.records import Finding
 from workbench.ui.layouts import Layout
 from workbench.ui.logview import LogView
+from workbench.ui.metrics_panel import MetricsPanel
 from workbench.ui.panels import finding_prompt, header_text, phases_text, pinned_text
 from workbench.ui.stuckview import stuck_banner_text
 
@@ -88,6 +90,8 @@ class RunPane(Vertical):
     def _panel(self, name: str) -> ComposeResult:
         if name == "findings":
             yield FindingsList()
+        elif name == "metrics":
+            yield MetricsPanel()
         elif name == "stacks":
             with VerticalScroll(classes="stacks-box"):
                 yield Static(classes="stacks")
@@ -103,7 +107,7 @@ class RunPane(Vertical):
         self.log.show(run)
         self.refresh_header(run)
 
-    def refresh_header(self, run: Run | None, tick: int = 0) -> None:
+    def refresh_header(self, run: Run | None, tick: int = 0, metrics: str = "") -> None:
         if run is None:
             self.query_one(".pane-header", Static).update("[i]no run in this pane yet[/i]")
             self.query_one(".pinned", Static).update("")
@@ -114,9 +118,12 @@ class RunPane(Vertical):
         if not self.log.follow:  # on the command row: the status row stays whole
             status, _, command = markup.partition("\n")
             markup = f"{status}\n[b reverse] following paused: f or G resumes [/] {command}"
-        header = Text.from_markup(markup, overflow="ellipsis")
+        summary = f"\n[b]serving[/b] {escape(metrics)}" if metrics and run.alive and run.ready_url else ""
+        header = Text.from_markup(markup + summary, overflow="ellipsis")
         header.no_wrap = True
-        self.query_one(".pane-header", Static).update(header)
+        widget_header = self.query_one(".pane-header", Static)
+        widget_header.update(header)
+        widget_header.set_class(bool(summary), "serving")  # a third line for the metrics summary
         pinned = pinned_text(run)
         widget = self.query_one(".pinned", Static)
         widget.update(pinned)

@@ -21,7 +21,10 @@ from workbench.core.tomlfile import DataFileError, load_toml, locate
 
 _PLACEHOLDER = re.compile(r"\{(python|port|env:([A-Za-z_][A-Za-z0-9_]*))\}")
 _TOP = {"name": str, "description": str, "command": list, "cwd": str, "shell": bool, "env": dict, "unset": list,
-        "requires_env": list, "expect": str, "smoke": list, "timeouts": dict, "variants": dict}
+        "requires_env": list, "expect": str, "smoke": list, "timeouts": dict, "variants": dict, "load": dict}
+# [load]: the same load on every healthy variant of a matrix (see core/probes/load.py)
+_LOAD = {"concurrency": int, "requests": int, "duration": (int, float), "prompt_tokens": int, "max_tokens": int,
+         "prefix_tokens": int, "seed": int, "endpoint": str}
 _TIMEOUTS = {"startup": (int, float), "stall": (int, float)}
 _SMOKE = {"endpoint": str, "body": dict, "expect_status": int, "expect_text": str, "name": str}
 _VARIANT = {"description": str, "add_args": list, "remove_args": list, "set_args": dict, "env": dict, "unset": list}
@@ -47,9 +50,14 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     unset: list[str] = field(default_factory=list)
 
+    def changes(self) -> int:
+        """How many things this variant changes at once (more than one: an A/B cannot say which)."""
+        return len(self.add_args) + len(self.remove_args) + len(self.set_args) + len(self.env) + len(self.unset)
+
     def label(self) -> str:
         parts = [*self.add_args, *(f"{k} {v}" for k, v in self.set_args.items()),
-                 *(f"{k}={v}" for k, v in self.env.items()), *(f"-{k}" for k in self.remove_args + self.unset)]
+                 *(f"{k}={v}" for k, v in self.env.items()), *(f"without {k}" for k in self.remove_args),
+                 *(f"-{k}" for k in self.unset)]
         return " ".join(parts) or self.name
 
 
@@ -68,6 +76,7 @@ class Recipe:
     startup_timeout: float | None = None
     stall_window: float | None = None
     variants: dict[str, Variant] = field(default_factory=dict)
+    load: dict[str, Any] | None = None  # LoadSpec fields
     path: str = ""
 
     def missing_env(self, environ: dict[str, str] | None = None) -> list[str]:
@@ -169,6 +178,7 @@ def parse_recipe(data: dict[str, Any], text: str, path: str) -> Recipe:
             _str_map(path, text, spec.get("env", {}), "env", where),
             _strings(path, text, spec.get("unset", []), "unset", where),
         )
+    load = _load_table(path, text, data["load"]) if "load" in data else None
     env = _str_map(path, text, data.get("env", {}), "env")
     for name in env:
         if is_secret_name(name):
@@ -179,8 +189,24 @@ def parse_recipe(data: dict[str, Any], text: str, path: str) -> Recipe:
         shell=data.get("shell", False), env=env, unset=_strings(path, text, data.get("unset", []), "unset"),
         requires_env=_strings(path, text, data.get("requires_env", []), "requires_env"),
         expect=data.get("expect", "healthy"), smoke=smokes, startup_timeout=timeouts.get("startup"),
-        stall_window=timeouts.get("stall"), variants=variants, path=path,
+        stall_window=timeouts.get("stall"), variants=variants, load=load, path=path,
     )
+
+
+def _load_table(path: str, text: str, table: Any) -> dict[str, Any]:
+    from workbench.core.probes.load import LoadSpec
+
+    if not isinstance(table, dict):
+        raise DataFileError(path, "load must be a table ([load])", locate(text, "load"), "load")
+    _check_table(path, text, table, _LOAD, "load: ")
+    spec = dict(table)
+    if "duration" in spec:
+        spec.setdefault("requests", None)
+    try:
+        LoadSpec(**spec).check()
+    except ValueError as exc:
+        raise DataFileError(path, f"load: {exc}", locate(text, "load"), "load") from None
+    return spec
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -263,6 +289,8 @@ def recipe_toml(recipe: Recipe) -> str:
         lines.append(f"expect_status = {smoke.expect_status}")
         if smoke.expect_text:
             lines.append(f"expect_text = {_toml_value(smoke.expect_text)}")
+    if recipe.load:
+        lines += ["", "[load]"] + [f"{k} = {_toml_value(v)}" for k, v in recipe.load.items() if v is not None]
     for variant in recipe.variants.values():
         lines += ["", f"[variants.{_toml_key(variant.name)}]"]
         for key in ("description", "add_args", "remove_args", "set_args", "env", "unset"):
