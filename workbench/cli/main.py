@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(f"workbench {__version__}\n")
             return 0
+        if args.command in (None, "run") and (args.on or args.cluster):
+            from workbench.cli.nodes import cmd_run_cluster, cmd_run_on
+
+            return cmd_run_cluster(args, command) if args.cluster else cmd_run_on(args, command)
         if args.command is None:
             if not command:
                 parser.print_help()
