@@ -209,6 +209,11 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
             else:
                 runs[launch.node.name] = run
         while verdict is None and not signals.event.is_set():
+            lost = [n for n, e in engines.items() if e.node.closed.is_set()]
+            if lost:  # the agent stops its runs when the link drops: nothing is left to judge there
+                verdict, at_fault = V.EXITED, lost
+                reason = "lost the SSH connection to " + ", ".join(lost) + " (the agent there stopped its runs)"
+                break
             judged = cluster_verdict(runs, head)
             if judged is not None:
                 verdict, reason, at_fault = judged
