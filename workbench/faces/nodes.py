@@ -92,14 +92,22 @@ def cross_node_root_cause(engines: dict[str, NodeEngine], runs: dict[str, Run]) 
     return {**finding.root_cause_dict(), "node": name, "at": at, "cascade": finding.cascade}
 
 
-def cluster_verdict(runs: dict[str, Run], head: str) -> tuple[str, str, list[str]] | None:
-    """(verdict, reason, nodes at fault) once the whole can be judged, else None."""
+def cluster_verdict(runs: dict[str, Run], head: str,
+                    last_output: dict[str, float] | None = None) -> tuple[str, str, list[str]] | None:
+    """(verdict, reason, nodes at fault) once the whole can be judged, else None.
+
+    In a hang the ranks that wait for the stuck one often stall too (or only print that they
+    wait); the stuck node is the one that has been silent the longest."""
     failed = [n for n, r in runs.items() if r.verdict in FAILING or (r.verdict == V.EXITED and not r.stopping)]
     if failed:
         return V.FAILED, "failed on " + ", ".join(f"{n} ({runs[n].verdict_reason})" for n in failed), failed
     hung = [n for n, r in runs.items() if r.verdict == V.HUNG]
     if hung:
-        return V.HUNG, "stuck on " + ", ".join(f"{n} ({runs[n].verdict_reason})" for n in hung), hung
+        silent = dict.fromkeys(runs, 0.0) | (last_output or {})
+        stuck = min((n for n, r in runs.items() if r.verdict in (None, V.HUNG)), key=lambda n: silent[n])
+        waiting = [n for n in runs if n != stuck]
+        return V.HUNG, (f"stuck on {stuck} (silent the longest)" + (f"; {', '.join(waiting)} waiting" if waiting else "")
+                        + f": {runs[hung[0]].verdict_reason}"), [stuck]
     if runs[head].verdict == V.HEALTHY and all(r.alive or r.verdict == V.HEALTHY for r in runs.values()):
         return V.HEALTHY, f"{head}: {runs[head].verdict_reason}", []
     return None
@@ -214,7 +222,8 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
                 verdict, at_fault = V.EXITED, lost
                 reason = "lost the SSH connection to " + ", ".join(lost) + " (the agent there stopped its runs)"
                 break
-            judged = cluster_verdict(runs, head)
+            last = {n: t for n, r in runs.items() if (t := engines[n].node.last_output(r.id)) is not None}
+            judged = cluster_verdict(runs, head, last)
             if judged is not None:
                 verdict, reason, at_fault = judged
                 break

@@ -174,6 +174,11 @@ class NodeClient(AttachClient):
         index = bisect.bisect_right(counts, seq)
         return times[index] if index < len(times) else (times[-1] if times else None)
 
+    def last_output(self, run: str) -> float | None:
+        """When (on our clock) the node last wrote to `run`'s log."""
+        times = self.line_times.get(run, ([], []))[1]
+        return times[-1] if times else None
+
     def preflight(self, argv: list[str], env_delta: dict[str, str | None], cwd: str | None,
                   timeout: float = 60.0) -> dict[str, Any]:
         answer = self._send({"type": "preflight", "argv": argv, "env_delta": env_delta, "cwd": cwd}, timeout)
