@@ -94,3 +94,15 @@ def test_cluster_files_are_strict(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "workbench", "run", "--headless", "--cluster", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_the_shipped_cluster_files_load() -> None:
+    from tests.helpers import REPO
+
+    files = sorted((REPO / "clusters").glob("*.toml"))
+    assert files
+    for path in files:
+        cluster = load_cluster(path)
+        steps = cluster.steps()
+        assert steps[-1].argv[0] == "vllm" or any(s.argv[0] == "vllm" for s in steps)
+        assert not any("{" in part for s in steps for part in s.argv), path

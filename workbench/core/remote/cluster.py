@@ -89,6 +89,8 @@ class Cluster:
                     out.append(Step(node, self.fill(run, node), True))
         ordered = [self.head] + [n for n in self.nodes if n.role != "head"]
         for node in ordered:
+            if node.role not in self.commands:
+                continue  # Ray: a worker node only joins the Ray cluster (a [[prepare]] step)
             out.append(Step(node, self.fill(self.commands[node.role], node), False))
         return out
 
@@ -140,7 +142,7 @@ def load_cluster(path: Path | str) -> Cluster:
             parse_target(raw["ssh"])
         except ValueError as exc:
             raise _err(path, text, str(exc), "ssh", "node", index) from None
-        nodes.append(ClusterNode(raw["name"], raw["ssh"], os.path.expanduser(python), role, dict(env)))
+        nodes.append(ClusterNode(raw["name"], raw["ssh"], python, role, dict(env)))  # ~ is the node's home
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise _err(path, text, "node names must be unique", "name", "node", 0)
@@ -155,15 +157,18 @@ def load_cluster(path: Path | str) -> Cluster:
     for key in commands:
         if key not in ROLES:
             raise _err(path, text, f"unknown key {key!r} in [command] (known: head, worker)", key)
-    needed = {n.role for n in nodes}
-    for role in sorted(needed):
-        _check_template(path, text, commands.get(role), role)
-    prepare = []
+    _check_template(path, text, commands.get("head"), "head")
+    if "worker" in commands:
+        _check_template(path, text, commands["worker"], "worker")
+    prepare: list[tuple[str, str]] = []
     for index, step in enumerate(data.get("prepare", [])):
         on = step.get("on", "all")
         if on not in ("head", "workers", "all") or set(step) - {"on", "run"}:
             raise _err(path, text, "a [[prepare]] step has on = head|workers|all and run = \"...\"", "on", "prepare", index)
         prepare.append((on, _check_template(path, text, step.get("run"), "run", "prepare", index)))
+    if any(n.role == "worker" for n in nodes) and "worker" not in commands \
+            and not any(on in ("workers", "all") for on, _run in prepare):
+        raise DataFileError(path, "worker nodes need [command] worker = (or a [[prepare]] step on workers)", None, "command")
     for key in ("port", "master_port"):
         if key in data and (not isinstance(data[key], int) or not 0 < data[key] < 65536):
             raise _err(path, text, f"{key} must be a port number", key)

@@ -65,8 +65,15 @@ def ssh_argv(target: SshTarget, remote: list[str], ssh_config: str | None = None
         argv += ["-p", str(target.port)]
     argv += ["-T", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
              "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir()}/%C", "-o", "ControlPersist=no",
-             target.destination, "--", " ".join(shlex.quote(part) for part in remote)]
+             target.destination, "--", " ".join(_remote_word(part) for part in remote)]
     return argv
+
+
+def _remote_word(part: str) -> str:
+    """Quoted for the node's shell, except a leading `~/`: that is the home dir over there."""
+    if part.startswith("~/"):
+        return "~/" + shlex.quote(part[2:])
+    return shlex.quote(part)
 
 
 def agent_command(python: str = "python3") -> list[str]:
