@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_attach(args)
         if args.command == "stop":
             return cmd_stop(args)
+        if args.command == "attach-ray":
+            from workbench.cli.raycmd import cmd_attach_ray
+
+            return cmd_attach_ray(args)
         parser.print_help()
         return 0
     except UsageError as exc:

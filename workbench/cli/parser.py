@@ -168,5 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="environment report, with the target's Python: `workbench env -- vllm serve ...`")
     env.add_argument("--json", action="store_true")
 
+    ray = sub.add_parser("attach-ray", help="the vLLM actors and workers of a running Ray cluster, recognised like runs")
+    ray.add_argument("address", nargs="?", default=None, help="the Ray cluster (default: the local one, like `ray status`)")
+    ray.add_argument("--json", action="store_true")
+    ray.add_argument("--all", action="store_true", help="every actor, not only vLLM's")
+    ray.add_argument("--follow", default=None, metavar="ACTOR_ID", help="stream one actor's output, recognised")
+    ray.add_argument("--lines", type=int, default=2000, help="log lines read per actor")
+    ray.add_argument("--show", type=int, default=5, help="log lines shown per actor")
+    ray.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
     sub.add_parser("help", help="this help")
     return parser
