@@ -139,7 +139,7 @@ def _preflight(engines: dict[str, NodeEngine], launches: list[NodeLaunch], force
     def one(launch: NodeLaunch) -> tuple[str, dict[str, Any]]:
         name = launch.node.name
         try:
-            return name, engines[name].node.preflight(launch.argv, launch.env_delta, None)
+            return name, engines[name].node.preflight(launch.argv, {**launch.node.env, **launch.env_delta}, None)
         except AttachError as exc:
             return name, {"fatal": [f"preflight failed: {exc}"]}
 

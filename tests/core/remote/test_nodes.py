@@ -80,3 +80,17 @@ def test_killing_the_ssh_link_stops_the_nodes_runs(ssh_nodes: SshNodes, port: in
         if face.poll() is None:
             face.kill()
             face.wait()
+
+
+def test_a_node_without_the_workbench_is_one_clear_line(ssh_nodes: SshNodes, tmp_path: Path) -> None:
+    ssh_nodes.add("bare")
+    bare = tmp_path / "python-without-workbench"
+    bare.write_text("#!/bin/sh\nexec /usr/bin/python3 -I \"$@\"\n")  # a Python that has never seen it
+    bare.chmod(0o755)
+    done = subprocess.run([sys.executable, "-m", "workbench", "run", "--headless", "--on", "ssh://bare",
+                           "--ssh-config", str(ssh_nodes.config), "--python", str(bare), "--", "true"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "workbench: error: workbench is not installed on bare: pip install vllm-workbench there, "
+        "or set python = ... in the cluster file"]
