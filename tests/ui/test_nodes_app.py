@@ -34,3 +34,33 @@ async def test_the_tui_on_a_remote_node(ssh_nodes: SshNodes, port: int, tmp_path
         engine.shutdown()
     assert run.exited.is_set()  # the face's end stopped the node's run
     wait_until(lambda: (session.dir / "runs" / "r1" / "output.log").stat().st_size > 0, what="the log kept here")
+
+
+@pytest.mark.asyncio
+async def test_the_tui_on_a_cluster_has_a_pane_per_node_and_dumps_every_node(ssh_nodes: SshNodes, port: int,  # noqa: F811
+                                                                              tmp_path, no_leaks) -> None:
+    from tests.helpers import free_port
+    from workbench.core.remote.cluster_engine import ClusterEngine
+
+    engines = {}
+    for name in ("head", "worker"):
+        ssh_nodes.add(name)
+        spec = NodeSpec(name, parse_target(name), sys.executable, str(ssh_nodes.config))
+        engines[name] = connect_node(spec, Session(tmp_path / "s" / "nodes" / name, name=name))
+    cluster = ClusterEngine(engines)
+    sim = [sys.executable, "-m", "workbench.sim.multinode", "--nnodes", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port())]
+    try:
+        cluster.launch_on("head", [*sim, "--node-rank", "0", "--port", str(port)])
+        cluster.launch_on("worker", [*sim, "--node-rank", "1", "--headless"])
+        app = make_remote_app(cluster, "two-nodes", "compare")
+        async with app.run_test(size=SIZE) as pilot:
+            assert sorted(app.pane_runs) == ["head/r1", "worker/r1"]
+            await wait_for(lambda: cluster.runs["head/r1"].verdict == "healthy", what="the head healthy")
+            await wait_for(lambda: app.log_view.rows > 5, what="a node's log in its pane")
+            await pilot.press("d")  # the dump key (keymap.toml), on the focused node's run
+            await wait_for(lambda: set(cluster.dumps) == {"head/r1", "worker/r1"}, timeout=60,
+                           what="one dump key dumps both nodes")
+    finally:
+        cluster.shutdown()
+    assert all(run.exited.is_set() for run in cluster.runs.values())

@@ -81,15 +81,50 @@ def cmd_run_cluster(args: argparse.Namespace, command: list[str]) -> int:
                 for s in cluster.steps()]
     args = _with_defaults(args)
     if not getattr(args, "headless", False):
-        sys.stderr.write("workbench --cluster: the TUI with a pane per node is not there yet; "
-                         "running headless (run --headless --cluster FILE)\n")
+        return _tui_cluster(cluster.name, launches, args)
     return run_headless_nodes(launches, _headless_options(args), settings_from(args),
                               knowledge_base(args.signatures), name=cluster.name)
 
 
+def _tui_cluster(name: str, launches: list, args: argparse.Namespace) -> int:
+    """The TUI with a pane per node: the nodes' engines behind one surface."""
+    from workbench.core.engine.engine import session_for
+    from workbench.core.knowledge import verdicts as V
+    from workbench.core.remote.cluster_engine import ClusterEngine
+    from workbench.faces.nodes import connect_nodes, preflight_nodes
+
+    try:
+        from workbench.ui.remote import make_remote_app
+    except ImportError as exc:
+        raise UsageError(f"the TUI is not available: {exc}") from None
+    session = session_for(args.session_dir, name=name)
+    nodes = list({launch.node.name: launch.node for launch in launches}.values())
+    engines = connect_nodes(nodes, session, knowledge_base(args.signatures), settings_from(args), sys.stderr)
+    if engines is None:
+        session.close()
+        return V.EXIT_USAGE
+    cluster = ClusterEngine(engines)
+    try:
+        if not preflight_nodes(engines, launches, args.force, sys.stderr):
+            return V.EXIT_PREFLIGHT
+        for launch in launches:
+            run = cluster.launch_on(launch.node.name, launch.argv, {**launch.node.env, **launch.env_delta})
+            if launch.until_exit and (not run.exited.wait(600) or run.returncode != 0):
+                sys.stderr.write(f"workbench: error: {launch.node.name}: {' '.join(launch.argv)} exited with {run.returncode}\n")
+                return V.EXIT_CODES[V.FAILED]
+        panes = sum(1 for launch in launches if not launch.until_exit)
+        app = make_remote_app(cluster, name, args.layout or ("compare" if panes <= 2 else "grid"))
+        app.sub_title = f"{name}: {', '.join(engines)} over ssh (a pane per node; q stops every node's runs)"
+        app.run()
+    finally:
+        cluster.shutdown()
+        session.close()
+    return 0
+
+
 def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
     """The top-level parser (TUI form) lacks the run options: fill them with their defaults."""
-    for key, value in {"json": False, "raw": False, "force": False, "session_dir": None, "quiet": False,
+    for key, value in {"layout": None, "json": False, "raw": False, "force": False, "session_dir": None, "quiet": False,
                        "env": [], "cwd": None, "stall_window": None, "startup_timeout": None,
                        "no_smoke": False, "signatures": []}.items():
         if not hasattr(args, key):

@@ -113,7 +113,7 @@ def cluster_verdict(runs: dict[str, Run], head: str,
     return None
 
 
-def _connect(nodes: list[NodeSpec], session: Session, kb: KnowledgeBase, settings: Settings,
+def connect_nodes(nodes: list[NodeSpec], session: Session, kb: KnowledgeBase, settings: Settings,
              err: TextIO) -> dict[str, NodeEngine] | None:
     def one(node: NodeSpec) -> NodeEngine | str:
         try:
@@ -135,7 +135,7 @@ def _connect(nodes: list[NodeSpec], session: Session, kb: KnowledgeBase, setting
     return engines
 
 
-def _preflight(engines: dict[str, NodeEngine], launches: list[NodeLaunch], force: bool, err: TextIO) -> bool:
+def preflight_nodes(engines: dict[str, NodeEngine], launches: list[NodeLaunch], force: bool, err: TextIO) -> bool:
     def one(launch: NodeLaunch) -> tuple[str, dict[str, Any]]:
         name = launch.node.name
         try:
@@ -167,13 +167,13 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
     out = sys.stderr if options.json else sys.stdout
     session = session_for(options.session_dir, name=name)
     nodes = list({launch.node.name: launch.node for launch in launches}.values())
-    engines = _connect(nodes, session, kb, settings, err)
+    engines = connect_nodes(nodes, session, kb, settings, err)
     if engines is None:
         session.close()
         return V.EXIT_USAGE
     main = [launch for launch in launches if not launch.until_exit]
     head = main[0].node.name
-    if not _preflight(engines, launches, options.force, err):
+    if not preflight_nodes(engines, launches, options.force, err):
         _parallel(lambda e: e.shutdown(), list(engines.values()))
         session.close()
         return V.EXIT_PREFLIGHT
