@@ -25,6 +25,7 @@ from workbench.core.knowledge import verdicts as V
 from workbench.core.knowledge.signatures import KnowledgeBase
 from workbench.core.record.session import Session
 from workbench.core.remote.attach_client import AttachError
+from workbench.core.remote.cluster_engine import cross_node_root_cause
 from workbench.core.remote.node_engine import NodeEngine, NodeSpec, connect_node
 from workbench.core.remote.nodecheck import version_mismatches
 from workbench.core.secrets import mask_argv
@@ -73,23 +74,6 @@ class PrefixWriter:
 def _parallel(func: Any, items: list[Any]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
         return list(pool.map(func, items))
-
-
-def cross_node_root_cause(engines: dict[str, NodeEngine], runs: dict[str, Run]) -> dict[str, Any] | None:
-    """The earliest error that is not a cascade, across every node by the time the node wrote it
-    (moved onto our clock); failing that, the earliest cascade."""
-    candidates = []
-    for name, run in runs.items():
-        with run.lock:
-            findings = [f for f in run.diagnosis.findings.values()
-                        if f.severity == "error" and not f.benign and not f.after_stop]
-        for finding in findings:
-            at = engines[name].node.line_time(run.id, finding.first_seq)
-            candidates.append((1 if finding.cascade else 0, at if at is not None else float("inf"), name, finding))
-    if not candidates:
-        return None
-    _tier, at, name, finding = min(candidates, key=lambda c: (c[0], c[1]))
-    return {**finding.root_cause_dict(), "node": name, "at": at, "cascade": finding.cascade}
 
 
 def cluster_verdict(runs: dict[str, Run], head: str,

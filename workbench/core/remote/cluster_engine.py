@@ -9,15 +9,34 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from workbench.core.engine.bus import EventBus
-from workbench.core.engine.events import Message, Notice, RunStarted
+from workbench.core.engine.events import Message, Notice, RunStarted, Verdict
 from workbench.core.engine.run import Run
+from workbench.core.knowledge import verdicts as V
 from workbench.core.probes.http import SmokeOutcome
 from workbench.core.probes.stacks import ProcessDump
 from workbench.core.remote.node_engine import NodeEngine
 
 SEP = "/"
+
+
+def cross_node_root_cause(engines: dict[str, NodeEngine], runs: dict[str, Run]) -> dict[str, Any] | None:
+    """The earliest error that is not a cascade, across every node by the time the node wrote it
+    (moved onto our clock); failing that, the earliest cascade."""
+    candidates = []
+    for name, run in runs.items():
+        with run.lock:
+            findings = [f for f in run.diagnosis.findings.values()
+                        if f.severity == "error" and not f.benign and not f.after_stop]
+        for finding in findings:
+            at = engines[name].node.line_time(run.id, finding.first_seq)
+            candidates.append((1 if finding.cascade else 0, at if at is not None else float("inf"), name, finding))
+    if not candidates:
+        return None
+    _tier, at, name, finding = min(candidates, key=lambda c: (c[0], c[1]))
+    return {**finding.root_cause_dict(), "node": name, "at": at, "cascade": finding.cascade}
 
 
 class ClusterEngine:
@@ -43,6 +62,16 @@ class ClusterEngine:
             run.id = event.run  # the node's engine keeps its own key; the faces see the long name
             self.runs[run.id] = run
         self.bus.publish(event)
+        if isinstance(event, Verdict) and event.verdict != V.HEALTHY:
+            self._note_root_cause()
+
+    def _note_root_cause(self) -> None:
+        """One root cause across the nodes, where every face shows notices."""
+        runs = {name: e.runs[r] for name, e in self.engines.items() for r in list(e.runs)[-1:]}
+        root = cross_node_root_cause(self.engines, runs)
+        if root is not None:
+            self.bus.publish(Notice("", level="error", text=f"across nodes: root cause on {root['node']}: "
+                                                            f"{root['title']}: {root['line'][:160]}"))
 
     def _split(self, run_id: str) -> tuple[NodeEngine, str]:
         node, _, local = run_id.partition(SEP)

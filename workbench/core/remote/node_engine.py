@@ -169,14 +169,14 @@ class NodeClient(AttachClient):
             target.write_bytes(data)
 
     def line_time(self, run: str, seq: int) -> float | None:
-        """When (on our clock) the node wrote line `seq` of `run`."""
-        counts, times = self.line_times.get(run, ([], []))
+        """When (on our clock) the node wrote line `seq` of `run` (`r1`, or `node/r1` in a cluster)."""
+        counts, times = self.line_times.get(run.rsplit("/", 1)[-1], ([], []))
         index = bisect.bisect_right(counts, seq)
         return times[index] if index < len(times) else (times[-1] if times else None)
 
     def last_output(self, run: str) -> float | None:
         """When (on our clock) the node last wrote to `run`'s log."""
-        times = self.line_times.get(run, ([], []))[1]
+        times = self.line_times.get(run.rsplit("/", 1)[-1], ([], []))[1]
         return times[-1] if times else None
 
     def preflight(self, argv: list[str], env_delta: dict[str, str | None], cwd: str | None,
