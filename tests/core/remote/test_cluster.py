@@ -18,7 +18,7 @@ from workbench.core.tomlfile import DataFileError
 SIM = "{python} -m workbench.sim.multinode --nnodes {nnodes} --node-rank {node_rank} --master-addr {master_addr} --master-port {master_port}"
 
 
-def _cluster_file(tmp_path: Path, nodes: SshNodes, worker_flags: str, worker_ip: str = "127.0.0.1") -> Path:
+def _cluster_file(tmp_path: Path, nodes: SshNodes, worker_flags: str) -> Path:
     path = tmp_path / "two-nodes.toml"
     path.write_text(f"""
 name = "two-nodes"
@@ -38,7 +38,7 @@ name = "worker"
 ssh = "ssh://worker"
 python = "{sys.executable}"
 role = "worker"
-env = {{ VLLM_HOST_IP = "{worker_ip}" }}
+env = {{ VLLM_HOST_IP = "127.0.0.1" }}
 
 [command]
 head = "{SIM} --port {{port}}"
@@ -80,17 +80,6 @@ def test_a_hang_on_one_node_dumps_both_and_names_the_stuck_one(ssh_nodes: SshNod
         assert all(Path(p).exists() for p in dumps)  # copied here from the node
         processes = [p for d in dumps for p in json.loads(Path(d).read_text())["processes"]]
         assert any(p.get("threads") for p in processes), f"{name}: no dump has stacks"
-
-
-def test_preflight_on_each_node_refuses_an_address_the_node_does_not_have(ssh_nodes: SshNodes, tmp_path: Path,
-                                                                         no_leaks: None) -> None:
-    ssh_nodes.add("head")
-    ssh_nodes.add("worker")
-    path = _cluster_file(tmp_path, ssh_nodes, "", worker_ip="203.0.113.9")
-    done = subprocess.run([sys.executable, "-m", "workbench", "run", "--headless", "--cluster", str(path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 3, done.stderr[-2000:]
-    assert "workbench: error: worker: VLLM_HOST_IP=203.0.113.9 is not an address of this node" in done.stderr
 
 
 def test_cluster_files_are_strict(tmp_path: Path) -> None:

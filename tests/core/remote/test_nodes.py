@@ -94,3 +94,12 @@ def test_a_node_without_the_workbench_is_one_clear_line(ssh_nodes: SshNodes, tmp
     assert done.stderr.strip().splitlines() == [
         "workbench: error: workbench is not installed on bare: pip install vllm-workbench there, "
         "or set python = ... in the cluster file"]
+
+
+def test_the_nodes_preflight_refuses_an_address_it_does_not_have(ssh_nodes: SshNodes, port: int) -> None:
+    ssh_nodes.add("node1")
+    done = subprocess.run(_on(ssh_nodes, "node1", sys.executable, "-m", "workbench.sim", "healthy", "--port", str(port),
+                              extra=("--env", "VLLM_HOST_IP=203.0.113.9")), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr[-2000:]  # checked on the node, against the node's addresses
+    assert "workbench: error: node1: VLLM_HOST_IP=203.0.113.9 is not an address of this node" in done.stderr
+    assert not _with_port(port)  # nothing was launched
