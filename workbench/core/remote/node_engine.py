@@ -81,7 +81,9 @@ class NodeClient(AttachClient):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, close_fds=True)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        threading.Thread(target=self._read_stderr, name=f"wb-ssh-err-{self.node.name}", daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name=f"wb-ssh-err-{self.node.name}",
+                                               daemon=True)
+        self._stderr_reader.start()
         sock = PipeSocket(self.proc.stdout.fileno(), self.proc.stdin.fileno())
         reader = NodeReader(sock, self._on_data)
         spec = {**hello(self.role, self.who), "node": self.node.name,
@@ -128,7 +130,7 @@ class NodeClient(AttachClient):
         except subprocess.TimeoutExpired:
             self.close()
             return f"{self.node.name} ({host}): the agent did not answer"
-        time.sleep(0)
+        self._stderr_reader.join(timeout=5)  # ssh has exited: its last words are on the way
         stderr = "\n".join(self._stderr)
         if not_installed(stderr):
             return NOT_INSTALLED.format(host=host)

@@ -6,8 +6,10 @@ Ray is optional (`pip install 'vllm-workbench[ray]'`); without it the one-line r
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +67,24 @@ def _plain(item: Any) -> dict[str, Any]:
     return dict(item) if isinstance(item, dict) else {k: v for k, v in vars(item).items() if not k.startswith("_")}
 
 
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Ray's C++ client logs its connection retries straight to fd 2; our one line says it all."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _call(func: Any, **kwargs: Any) -> Any:
     try:
-        return func(**kwargs)
+        with _quiet_native_stderr():
+            return func(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray raises many kinds for "no cluster there"
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayUnavailable(f"cannot read the Ray cluster at {kwargs.get('address') or 'auto'}: {text}") from None
