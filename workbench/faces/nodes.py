@@ -166,11 +166,12 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
     printers: list[Printer] = []
     runs: dict[str, Run] = {}
 
-    def watch(node: str, writer: PrefixWriter):
+    def watch(writer: PrefixWriter):
         def on_event(event: Message) -> None:
             described = _describe_event(event)
             printer = next((p for p in printers if p.out is writer), None)
-            if described and printer is not None:
+            # one node may run a preparation step and the command: each printer notes its own run
+            if described and printer is not None and getattr(event, "run", "") in ("", printer.run.id):
                 printer.note(*described)
             if isinstance(event, (Verdict, ProcessExited)):
                 decided.set()
@@ -182,7 +183,7 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
         for launch in launches:
             engine = engines[launch.node.name]
             writer = PrefixWriter(out, launch.node.name, lock)
-            engine.bus.subscribe(watch(launch.node.name, writer))
+            engine.bus.subscribe(watch(writer))
             try:
                 run = engine.launch(launch.argv, {**launch.node.env, **launch.env_delta})
             except (AttachError, KeyError) as exc:
