@@ -18,7 +18,7 @@ from workbench.core.tomlfile import DataFileError
 SIM = "{python} -m workbench.sim.multinode --nnodes {nnodes} --node-rank {node_rank} --master-addr {master_addr} --master-port {master_port}"
 
 
-def _cluster_file(tmp_path: Path, nodes: SshNodes, worker_flags: str) -> Path:
+def _cluster_file(tmp_path: Path, nodes: SshNodes, worker_flags: str, prepare: str = "") -> Path:
     path = tmp_path / "two-nodes.toml"
     path.write_text(f"""
 name = "two-nodes"
@@ -43,7 +43,7 @@ env = {{ VLLM_HOST_IP = "127.0.0.1" }}
 [command]
 head = "{SIM} --port {{port}}"
 worker = "{SIM} --headless {worker_flags}"
-""")
+{prepare}""")
     return path
 
 
@@ -58,7 +58,13 @@ def test_a_failure_on_the_worker_is_the_root_cause_named_with_its_node(ssh_nodes
                                                                       no_leaks: None) -> None:
     ssh_nodes.add("head")
     ssh_nodes.add("worker")
-    result = _run(_cluster_file(tmp_path, ssh_nodes, "--fail-on-rank 1"))
+    # a preparation step on every node first (the shape of `ray start`): it must end before the commands
+    step = '[[prepare]]\non = "all"\nrun = "{python} -c \\"print(\'joined as {node}\')\\""\n'
+    result = _run(_cluster_file(tmp_path, ssh_nodes, "--fail-on-rank 1", prepare=step))
+    for name in ("head", "worker"):
+        log = Path(result["session_dir"]) / "nodes" / name / "runs"
+        assert f"joined as {name}" in (log / "r1" / "output.log").read_text()
+        assert result["nodes"][name]["run"] == "r2"  # the command came after the step
     assert result["verdict"] == "failed"
     assert result["root_cause"]["node"] == "worker"
     assert result["root_cause"]["id"] == "nccl_error" and not result["root_cause"]["cascade"]
