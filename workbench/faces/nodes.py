@@ -82,7 +82,8 @@ def cluster_verdict(runs: dict[str, Run], head: str,
 
     In a hang the ranks that wait for the stuck one often stall too (or only print that they
     wait); the stuck node is the one that has been silent the longest."""
-    failed = [n for n, r in runs.items() if r.verdict in FAILING or (r.verdict == V.EXITED and not r.stopping)]
+    failed = [n for n, r in runs.items() if r.verdict in FAILING
+              or (r.verdict == V.EXITED and not r.stopping and (r.returncode != 0 or r.exit_signal))]
     if failed:
         return V.FAILED, "failed on " + ", ".join(f"{n} ({runs[n].verdict_reason})" for n in failed), failed
     hung = [n for n, r in runs.items() if r.verdict == V.HUNG]
@@ -92,6 +93,8 @@ def cluster_verdict(runs: dict[str, Run], head: str,
         waiting = [n for n in runs if n != stuck]
         return V.HUNG, (f"stuck on {stuck} (silent the longest)" + (f"; {', '.join(waiting)} waiting" if waiting else "")
                         + f": {runs[hung[0]].verdict_reason}"), [stuck]
+    if all(r.verdict == V.EXITED for r in runs.values()):  # a check that ends (comm-check): code 0 everywhere
+        return V.EXITED, "every node's command ended with code 0", []
     if runs[head].verdict == V.HEALTHY and all(r.alive or r.verdict == V.HEALTHY for r in runs.values()):
         return V.HEALTHY, f"{head}: {runs[head].verdict_reason}", []
     return None

@@ -139,11 +139,18 @@ class StdioServer(AttachServer):
             else:
                 self._handle(client, message)
 
+    def _handle(self, client: AttachedClient, message: dict[str, Any]) -> None:
+        command = message.get("command")
+        if isinstance(command, dict) and isinstance(command.get("argv"), list) and command["argv"]:
+            command["argv"][0] = os.path.expanduser(str(command["argv"][0]))  # `~/venv/bin/python`: this node's home
+        super()._handle(client, message)
+
     def _preflight(self, client: AttachedClient, message: dict[str, Any]) -> None:
         from workbench.core.remote.nodecheck import node_preflight
 
         try:
-            value = node_preflight(list(message.get("argv") or []), dict(message.get("env_delta") or {}),
+            argv = [os.path.expanduser(str(a)) if i == 0 else str(a) for i, a in enumerate(message.get("argv") or [])]
+            value = node_preflight(argv, dict(message.get("env_delta") or {}),
                                    message.get("cwd"))
         except Exception as exc:  # noqa: BLE001 - a failed check is an answer, not a crash
             client.send({"type": "result", "id": message.get("id"), "ok": False, "error": str(exc)})
