@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -38,6 +39,7 @@ from workbench.faces.headless import (
 )
 
 FAILING = (V.FAILED, V.FALSE_READY)
+FAILURE_GRACE = 3.0  # seconds the other nodes get to reach their own verdicts after one fails
 
 
 @dataclass
@@ -217,6 +219,11 @@ def run_headless_nodes(launches: list[NodeLaunch], options: HeadlessOptions, set
                 break
             decided.wait(0.2)
             decided.clear()
+        if verdict == V.FAILED:  # ranks fail together: a short grace lets each node's engine judge its own run
+            deadline = time.monotonic() + FAILURE_GRACE
+            while time.monotonic() < deadline and any(r.verdict is None for r in runs.values()):
+                decided.wait(0.1)
+                decided.clear()
         dumps: dict[str, int] = {}
         if verdict == V.HUNG:  # the other ranks' stacks tell what the stuck one is waiting for
             def dump(item: tuple[str, Run]) -> tuple[str, int]:
@@ -266,6 +273,8 @@ def _result(engines: dict[str, NodeEngine], runs: dict[str, Run], head: str, ver
         verdict, reason = V.EXITED, f"interrupted by signal {interrupted}"
     verdict = verdict or V.EXITED
     root = cross_node_root_cause(engines, runs) if verdict != V.HEALTHY else None
+    if root is not None and verdict == V.FAILED and root["node"] in runs:
+        at_fault = [root["node"], *[n for n in at_fault if n != root["node"]]]  # where it began comes first
     code = V.EXIT_INTERRUPTED if interrupted and verdict == V.EXITED else V.EXIT_CODES.get(verdict, 13)
     head_summary = nodes.get(head, {})
     return {"verdict": verdict, "reason": reason, "root_cause": root, "nodes_at_fault": at_fault,

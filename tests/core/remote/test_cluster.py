@@ -67,6 +67,7 @@ def test_a_failure_on_the_worker_is_the_root_cause_named_with_its_node(ssh_nodes
         assert result["nodes"][name]["run"] == "r2"  # the command came after the step
     assert result["verdict"] == "failed"
     assert result["root_cause"]["node"] == "worker"
+    assert result["nodes_at_fault"][0] == "worker"  # where it began, whichever node's exit came first
     assert result["root_cause"]["id"] == "nccl_error" and not result["root_cause"]["cascade"]
     # the head failed too, as a consequence: its own root cause is the cascade
     assert result["nodes"]["head"]["root_cause"]["id"] == "engine_init_failed"
