@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(f"workbench {__version__}\n")
             return 0
+        if args.command in (None, "run") and (args.on or args.cluster):
+            from workbench.cli.nodes import cmd_run_cluster, cmd_run_on
+
+            return cmd_run_cluster(args, command) if args.cluster else cmd_run_on(args, command)
         if args.command is None:
             if not command:
                 parser.print_help()
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return {"metrics": perf.cmd_metrics, "load": perf.cmd_load,
                     "profile-server": perf.cmd_profile_server}[args.command](args)
+        if args.command == "attach-ray":
+            from workbench.cli.raycmd import cmd_attach_ray
+
+            return cmd_attach_ray(args)
         parser.print_help()
         return 0
     except UsageError as exc:

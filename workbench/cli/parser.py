@@ -50,6 +50,13 @@ def _add_detach_options(p: argparse.ArgumentParser) -> None:
                    help="the runs outlive this terminal: the engine runs in a daemon, this face attaches to it")
     p.add_argument("--detach", action="store_true", help="with --detachable: start the session and return at once")
 
+def _add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on", default=None, metavar="ssh://[user@]host[:port]",
+                   help="run the command on another machine, supervised by a workbench agent there (over ssh)")
+    p.add_argument("--cluster", default=None, metavar="FILE", help="run a multi-node cluster file (clusters/*.toml)")
+    p.add_argument("--ssh-config", default=None, metavar="FILE", help="the ssh config to use (ssh -F)")
+    p.add_argument("--python", default=None, help="with --on: the node's python that has the workbench (default python3)")
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="workbench",
@@ -60,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version")
     parser.add_argument("--layout", default=None, help="TUI layout (single, compare, grid, or a file)")
     _add_detach_options(parser)
+    _add_node_options(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="launch a command and supervise it", epilog=EPILOG_EXIT_CODES)
@@ -74,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--layout", default=argparse.SUPPRESS, help="TUI layout")
     _add_run_options(run)
     _add_detach_options(run)
+    _add_node_options(run)
 
     analyze = sub.add_parser("analyze", help="recognise phases, findings and the root cause in logs")
     analyze.add_argument("logs", nargs="+", help="log files, session directories, or - for stdin")
@@ -172,5 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_check(sub)
     add_perf_commands(sub)
+    ray = sub.add_parser("attach-ray", help="the vLLM actors and workers of a running Ray cluster, recognised like runs")
+    ray.add_argument("address", nargs="?", default=None, help="the Ray cluster (default: the local one, like `ray status`)")
+    ray.add_argument("--json", action="store_true")
+    ray.add_argument("--all", action="store_true", help="every actor, not only vLLM's")
+    ray.add_argument("--follow", default=None, metavar="ACTOR_ID", help="stream one actor's output, recognised")
+    ray.add_argument("--lines", type=int, default=2000, help="log lines read per actor")
+    ray.add_argument("--show", type=int, default=5, help="log lines shown per actor")
+    ray.add_argument("--signatures", action="append", default=[], metavar="DIR")
+
     sub.add_parser("help", help="this help")
     return parser
