@@ -63,6 +63,8 @@ class Run:
         self.ready_at: float | None = None
         self.verdict: str | None = None
         self.verdict_reason: str = ""
+        self.history: list[dict] = []  # every verdict with its time: healthy, then failed | hung
+        self.own_requests = 0  # requests the workbench itself has in flight (smoke)
         self.smoke_results: list[SmokeOutcome] = []
         self.dump_paths: list[str] = []
         self.stopping = False
@@ -217,6 +219,7 @@ class Run:
                 "run": self.id,
                 "verdict": self.verdict,
                 "reason": self.verdict_reason,
+                "history": list(self.history),
                 "root_cause": root.root_cause_dict() if root else None,
                 "phases": self.diagnosis.phases.to_list(now=self.elapsed()),
                 "last_phase": self.diagnosis.phases.current,
