@@ -17,6 +17,7 @@ from workbench.core.engine.events import FindingRaised, LinesAppended, PhaseChan
 from workbench.core.engine.settings import Settings
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
 from workbench.core.knowledge.records import Finding
+from workbench.core.knowledge.requests import annotate_client_errors
 from workbench.core.logs.logstore import LogStore
 from workbench.core.logs.plog import PlogTailer, plog_dirs
 from workbench.core.probes.http import SmokeOutcome
@@ -215,6 +216,7 @@ class Run:
         """The result object of `run --headless --json` (and of a run in a session)."""
         with self.lock:
             root = self.root_cause()
+            annotate_client_errors(self.findings(), self.model_id or None)
             return {
                 "run": self.id,
                 "verdict": self.verdict,

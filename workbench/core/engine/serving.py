@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from workbench.core.engine.events import VerdictChanged
 from workbench.core.engine.liveness import Gone, Liveness, death_sentence, signal_from_log
 from workbench.core.knowledge import verdicts as V
+from workbench.core.knowledge.requests import annotate_client_errors
 from workbench.core.probes.serving_metrics import fetch_serving_numbers, health_status
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ class ServingJudge:
             self._change(V.FAILED, f"GET /health answers {self.health} while serving: the engine is dead",
                          self._death_evidence())
             return
+        with self.run.lock:
+            annotate_client_errors(self.run.findings(), self.run.model_id or None)
         numbers = fetch_serving_numbers(url, timeout=min(2.0, self.settings.health_interval))
         if numbers is None:
             self._in_flight = 0.0

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
 from workbench.core.knowledge.records import log_timestamp
+from workbench.core.knowledge.requests import annotate_client_errors
 from workbench.core.knowledge.verdicts import offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
 from workbench.core.logs.text import display_text
@@ -32,6 +33,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         diag = self.diagnosis
+        annotate_client_errors(diag.findings.values())
         root = diag.root_cause()
         verdict = offline_verdict(diag)
         return {

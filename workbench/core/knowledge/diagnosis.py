@@ -77,6 +77,7 @@ class Diagnosis:
         self._traceback_starts: list[tuple[int, str]] = []  # (seq, source), recent ones
         self._last_exception: dict[str, int] = {}  # source -> seq of its last exception line
         self._error_hits: list[tuple[int, str]] = []  # (seq, source) of signature errors
+        self._named_lines: set[int] = set()  # ERROR records a warning signature names (a client's 404)
         self._log_origin: float | None = None  # first log timestamp, for offline phase times
         self._last_seen_seq = -1
 
@@ -170,6 +171,8 @@ class Diagnosis:
         self._mark(seq, "benign" if benign else sig.severity)
         if sig.severity == "error":
             self._error_hits.append((seq, source))
+        elif _level in ("ERROR", "CRITICAL"):
+            self._named_lines.add(seq)
         if sig.stops:  # a signal told it to stop: the errors of its shutdown are not a root cause
             self.mark_stop(seq + 1)
 
@@ -222,6 +225,9 @@ class Diagnosis:
             high = pending.seq + (0 if pending.record else EXCEPTION_TAIL)
             if any(low <= s <= high and src == pending.source for s, src in self._error_hits):
                 continue  # a signature already names this error
+            if pending.record and pending.seq in self._named_lines:
+                self._named_lines.discard(pending.seq)
+                continue  # an ERROR record a warning signature explains (a client error)
             if pending.record and any(
                 pending.seq < s <= pending.seq + EXCEPTION_TAIL and src == pending.source
                 for s, src in self._traceback_starts
