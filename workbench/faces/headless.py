@@ -268,6 +268,7 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
     session = session_for(options.session_dir, name=os.path.basename(argv[0]))
     engine = Engine(session, kb, settings)
     done = threading.Event()
+    changed = threading.Event()  # the VerdictChanged event has reached the printer
     printer: Printer | None = None
 
     def on_event(event: Message) -> None:
@@ -276,6 +277,8 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
             printer.note(*described)
         if isinstance(event, (Verdict, ProcessExited)):
             done.set()
+        if isinstance(event, VerdictChanged):
+            changed.set()
 
     engine.bus.subscribe(on_event)
     with _Signals() as signals:
@@ -305,6 +308,8 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
                     pass
                 if not run.alive:  # it ended by itself: let the watcher judge how before we stop anything
                     engine.watchers[run.id].join(timeout=5)
+                if run.verdict != V.HEALTHY:
+                    changed.wait(timeout=5)  # the verdict is set just before its event is published
             elif options.stop_after > 0:
                 deadline = time.monotonic() + options.stop_after
                 while run.verdict == V.HEALTHY and not signals.event.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
