@@ -18,7 +18,9 @@ SPINNER = "◐◓◑◒"
 def header_text(run: Run, tick: int = 0) -> str:
     cpu = sum(p.cpu_percent for p in run.tree_snapshot)
     rss = sum(p.rss for p in run.tree_snapshot) / 2**30
-    verdict = run.verdict or ("running" if run.alive else "exited")
+    verdict = escape(run.verdict or ("running" if run.alive else "exited"))
+    if len(run.history) > 1:  # changed while serving: it must not look like the verdict it replaced
+        verdict = f"[red]{verdict.upper()}[/red] (was {escape(run.history[-2]['verdict'])})"
     partial = run.store.partial.rstrip()
     prompt = "  [b yellow]debugger prompt waiting (i to type)[/]" if partial.endswith(("(Pdb)", "ipdb>")) else ""
     eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
@@ -33,9 +35,12 @@ def header_text(run: Run, tick: int = 0) -> str:
 
 def pinned_text(run: Run) -> str:
     root = run.root_cause()
+    banner = ""
+    if len(run.history) > 1:
+        banner = f"[b red]{escape(run.verdict or '').upper()} while serving:[/] {escape(run.verdict_reason[:240])}"
     if root is None:
-        return ""
-    return f"[b]root cause[/b] (line {root.first_seq + 1}, {escape(root.title)}): {escape(root.line.strip()[:200])}"
+        return banner
+    return (banner + "\n" if banner else "") + f"[b]root cause[/b] (line {root.first_seq + 1}, {escape(root.title)}): {escape(root.line.strip()[:200])}"
 
 
 def phases_text(run: Run, tick: int = 0) -> str:
