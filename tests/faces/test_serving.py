@@ -23,17 +23,19 @@ MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 class Serving:
     """`workbench run --headless --serve --json` on a simulator scenario, watched from outside."""
 
-    def __init__(self, scenario: str, *options: str, env: dict | None = None, extra: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        command = [sys.executable, "-m", "workbench", "run", "--headless", "--serve", "--json", *options, "--",
-                   *SIM, scenario, "--port", str(self.port), "--time-scale", "0.05", "--log-format", "0.32", *extra]
+    def __init__(self, scenario: str, *options: str, env: dict | None = None, extra: tuple[str, ...] = (),
+                 server: list[str] | None = None, port: int | None = None, ready_timeout: float = 60) -> None:
+        self.port = port or free_port()
+        if server is None:
+            server = [*SIM, scenario, "--port", str(self.port), "--time-scale", "0.05", "--log-format", "0.32", *extra]
+        command = [sys.executable, "-m", "workbench", "run", "--headless", "--serve", "--json", *options, "--", *server]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
         self.stderr: list[str] = []
         self.serving = threading.Event()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        wait_until(lambda: self.serving.is_set() or self.proc.poll() is not None, timeout=60, what="serving")
+        wait_until(lambda: self.serving.is_set() or self.proc.poll() is not None, timeout=ready_timeout, what="serving")
         assert self.serving.is_set(), "".join(self.stderr)[-3000:]
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -46,7 +48,8 @@ class Serving:
 
     def engine_core(self) -> psutil.Process:
         kids = psutil.Process(self.proc.pid).children(recursive=True)
-        return next(p for p in kids if "workbench.sim.engine_core" in " ".join(p.cmdline()))
+        return next(p for p in kids if "workbench.sim.engine_core" in " ".join(p.cmdline())
+                    or " ".join(p.cmdline()).startswith("VLLM::EngineCore"))
 
     def result(self, interrupt: bool = False) -> tuple[int, dict, str]:
         if interrupt:
