@@ -154,9 +154,11 @@ class ServingJudge:
         end = len(self.run.store)
         if end <= self._seen_lines:
             return
-        lines = self.run.store.lines(self._seen_lines, end)
-        self._seen_lines = end
-        if any(not _QUIET_LINE.search(line) for line in lines):
+        start, self._seen_lines = self._seen_lines, end
+        if end - start > 20:  # more than our probes print in a tick: output, without reading a flood
+            self._last_progress = now
+            return
+        if any(not _QUIET_LINE.search(line) for line in self.run.store.lines(start, end)):
             self._last_progress = now
 
     def _serving_stall(self, now: float) -> None:
@@ -182,9 +184,10 @@ class ServingJudge:
 
 
 def change_verdict(run: Run, verdict: str, reason: str, evidence: list[str] | None = None) -> bool:
-    """healthy → failed | hung, once; published as VerdictChanged. False when it was not healthy."""
+    """healthy → failed | hung, once; published as VerdictChanged. False when it was not healthy,
+    or when we are stopping it (what our own stop does to the tree is no verdict)."""
     with run.lock:
-        if run.verdict != V.HEALTHY:
+        if run.verdict != V.HEALTHY or run.stopping:
             return False
         previous = run.verdict
         run.verdict = verdict
