@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,3 +94,12 @@ def test_serving_numbers_sum_the_gauges_and_read_the_token_counter() -> None:
     numbers = parse_serving_numbers(text)
     assert (numbers.running, numbers.waiting, numbers.tokens, numbers.in_flight) == (3.0, 4.0, 17.0, 7.0)
     assert parse_serving_numbers("").tokens is None
+
+
+def test_verdict_changed_travels_as_json_to_attach_clients() -> None:
+    from workbench.core.engine.events import VerdictChanged, event_from_dict
+
+    event = VerdictChanged("r1", verdict="failed", previous="healthy", reason="killed by SIGKILL",
+                           root_cause=None, evidence=["GET /health → 503"], elapsed=3.5)
+    back = event_from_dict(json.loads(json.dumps(event.to_dict())))
+    assert back == event and back.kind == "verdict_changed"
