@@ -69,6 +69,8 @@ class ServingJudge:
 
     def _engine_death(self) -> bool:
         deaths = [g for g in self.liveness.gone() if self._is_death(g)]
+        gone_pids = {g.member.pid for g in deaths}
+        deaths.sort(key=lambda g: g.member.ppid in gone_pids)  # the parent first: its children followed it
         if deaths:
             first = deaths[0]
             log_signal = None if first.signal else signal_from_log(self._recent_lines(200))

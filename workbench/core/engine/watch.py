@@ -210,8 +210,9 @@ class Watcher:
             self._decide(V.HUNG, f"not ready after the startup timeout ({self.settings.startup_timeout:.0f} s; stacks dumped)")
 
     def _check_frozen(self) -> None:
-        """Before ready too: a process of the tree stopped or in D for a few seconds."""
-        frozen = self.liveness.frozen_for(self.settings.frozen_grace)
+        """Before ready too: a process of the tree stopped for a few seconds (not D: reading
+        weights from a slow disk can hold a loader in D for a while)."""
+        frozen = [f for f in self.liveness.frozen_for(self.settings.frozen_grace) if f.state in ("T", "t")]
         if frozen:
             first = frozen[0]
             self._dump_stacks(self.run.id, cause="stopped process")
