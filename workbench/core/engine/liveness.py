@@ -100,10 +100,12 @@ class Liveness:
             out.append(Gone(member, self._exits.status_of(pid, wait=0.3)))
         return out
 
-    def frozen_for(self, seconds: float) -> list[Frozen]:
-        """Members stopped or in D for at least `seconds`."""
+    def frozen_for(self, seconds: float, traced: float = 15.0) -> list[Frozen]:
+        """Members stopped or in D for at least `seconds`; traced (t) for at least `traced` —
+        py-spy itself holds its target in t while it reads it, for up to its timeout."""
         now = time.monotonic()
-        return [f for f in self._frozen.values() if now - f.since >= seconds and process_alive(f.member.pid)]
+        return [f for f in self._frozen.values()
+                if now - f.since >= (max(seconds, traced) if f.state == "t" else seconds) and process_alive(f.member.pid)]
 
 
 def signal_from_log(lines: list[str]) -> int | None:
