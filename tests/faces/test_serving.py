@@ -35,9 +35,25 @@ class Serving:
         self.serving = threading.Event()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        wait_until(lambda: self.serving.is_set() or self.proc.poll() is not None, timeout=ready_timeout, what="serving")
-        assert self.serving.is_set(), "".join(self.stderr)[-3000:]
+        try:
+            wait_until(lambda: self.serving.is_set() or self.proc.poll() is not None, timeout=ready_timeout,
+                       what="serving")
+            assert self.serving.is_set(), "".join(self.stderr)[-3000:]
+        except BaseException:
+            self.close()
+            raise
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """A failed test still leaves nothing behind: the workbench stops its tree on SIGINT."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        print("".join(self.stderr)[-4000:])  # shown by pytest when the test fails
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -55,8 +71,11 @@ class Serving:
         if interrupt:
             self.proc.send_signal(signal.SIGINT)
         assert self.proc.stdout is not None
-        out = self.proc.stdout.read()  # stderr is read by our own thread (communicate would race it)
-        self.proc.wait(timeout=60)
+        try:
+            out = self.proc.stdout.read()  # stderr is read by our own thread (communicate would race it)
+            self.proc.wait(timeout=60)
+        finally:
+            self.close()
         self._reader.join(timeout=10)
         text = "".join(self.stderr)
         assert out.strip(), text[-3000:]

@@ -16,8 +16,8 @@ from tests.faces.test_serving import Serving
 from tests.helpers import free_port, wait_until
 from tests.real_vllm.conftest import serve_command
 
-pytestmark = pytest.mark.real_vllm
-READY = 900  # a loaded 2-core machine can take minutes
+pytestmark = [pytest.mark.real_vllm, pytest.mark.timeout(1500)]
+READY = 1200  # a loaded 2-core machine can take many minutes
 
 
 def serving(vllm_python, tiny_model) -> Serving:
@@ -38,6 +38,13 @@ def served(url: str) -> str:
 def test_over_long_prompt_stays_healthy_then_a_stopped_engine_core_is_hung(vllm_python, tiny_model, vllm_env,
                                                                             no_leaks) -> None:
     run = serving(vllm_python, tiny_model)
+    try:
+        _over_long_then_stopped(run)
+    finally:
+        run.close()
+
+
+def _over_long_then_stopped(run: Serving) -> None:
     refused = chat(run.url, "hello world " * 400)
     assert refused.status_code == 400 and "maximum context length is 256 tokens" in refused.text
     wait_until(lambda: any('" 400 Bad Request' in line for line in run.stderr), what="the 400 in the log")
@@ -60,8 +67,12 @@ def test_over_long_prompt_stays_healthy_then_a_stopped_engine_core_is_hung(vllm_
 def test_engine_core_sigkilled_while_serving_is_failed_naming_sigkill(vllm_python, tiny_model, vllm_env,
                                                                       no_leaks) -> None:
     run = serving(vllm_python, tiny_model)
-    engine = run.engine_core()
-    engine.send_signal(signal.SIGKILL)
+    try:
+        engine = run.engine_core()
+        engine.send_signal(signal.SIGKILL)
+    except BaseException:
+        run.close()
+        raise
     code, result, text = run.result()
     assert (code, result["verdict"]) == (10, "failed"), result["reason"]
     assert f"VLLM::EngineCore (PID {engine.pid}) killed by SIGKILL" in result["reason"]
