@@ -103,3 +103,12 @@ def test_verdict_changed_travels_as_json_to_attach_clients() -> None:
                            root_cause=None, evidence=["GET /health → 503"], elapsed=3.5)
     back = event_from_dict(json.loads(json.dumps(event.to_dict())))
     assert back == event and back.kind == "verdict_changed"
+
+
+def test_a_member_keeps_the_title_vllm_sets_after_it_was_first_seen() -> None:
+    from workbench.core.process.procs import ProcInfo
+
+    liveness = Liveness(None)
+    liveness.observe([ProcInfo(7, 1, "VLLM::EngineCor", "python -c from multiprocessing.spawn import spawn_main", "sleeping")])
+    liveness.observe([ProcInfo(7, 1, "VLLM::EngineCor", "VLLM::EngineCore", "sleeping")])
+    assert liveness.members[7].title == "VLLM::EngineCore"

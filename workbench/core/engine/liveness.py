@@ -80,7 +80,8 @@ class Liveness:
         now = time.monotonic()
         for info in infos:
             member = self.members.get(info.pid)
-            if member is None or (info.name != member.name and info.name):
+            # titles change as vLLM sets them (comm first, then argv): keep the latest of both
+            if member is None or (info.name, info.cmdline) != (member.name, member.cmdline) and info.name:
                 self.members[info.pid] = Member(info.pid, info.name, info.cmdline, info.ppid)
             state = FROZEN_STATES.get(info.status)
             held = self._frozen.get(info.pid)
