@@ -14,6 +14,7 @@ B5  RSS of the TUI (in tmux) once N lines went through its one pane vs once 10k 
 B6  stack dump of a 4-process Python tree (parallel) vs 4 sequential `py-spy dump`
 B7  error line written -> FindingRaised event, p50/p95
 B8  `workbench --help` vs `python -c pass`; TUI start to first frame (tmux)
+B9  engine core SIGKILLed while serving -> `failed` in the JSON of `run --headless --serve` (bench/b9.py)
 B10 output tokens/s under `workbench load`: the simulator bare vs supervised and scraped (b10.py)
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from b9 import b9  # noqa: E402 - beside this file, not a package
 from b10 import b10  # noqa: E402
 
 PY = sys.executable
@@ -403,7 +405,7 @@ def note(text: str) -> None:
 
 # id -> the ratio column must be at most this for the goal to be met
 GOALS = {"B1 producer": 1.1, "B1 producer:": 1.0, "B2": 1.3, "B3": 1.0, "B4": 1.0, "B5": 1.0, "B6": 0.5,
-         "B7": 1.0, "B8 --help": 1.0, "B8 TUI": 1.0, "B10": 1 / 0.98}
+         "B7": 1.0, "B8 --help": 1.0, "B8 TUI": 1.0, "B9": 1.0, "B10": 1 / 0.98}
 
 
 def goal_of(label: str) -> float:
@@ -428,6 +430,7 @@ def main() -> int:
         ("B6", True, lambda: [b6(tmp)]),
         ("B7", True, lambda: [b7(3 if quick else 20, tmp)]),
         ("B8", True, lambda: b8(tmp)),
+        ("B9", True, lambda: b9(1 if quick else 5, tmp)),
         ("B10", True, lambda: [b10(1 if quick else 5, 32 if quick else 160, tmp)]),
     ]
     rows: list[tuple[str, float, float, float]] = []

@@ -48,7 +48,8 @@ def test_serves_openai_endpoints_with_an_engine_core_child_and_stops_on_sigterm(
         children = psutil.Process(proc.pid).children(recursive=True)
         assert "VLLM::EngineCor" in [c.name() for c in children]
         chat = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
-                          json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}, timeout=5)
+                          json={"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": [{"role": "user", "content": "hi"}],
+                                "max_tokens": 4}, timeout=5)
         assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
         proc.send_signal(signal.SIGTERM)

@@ -36,6 +36,12 @@ def settings_from(args: argparse.Namespace):
     if args.startup_timeout is not None:
         settings.startup_timeout = args.startup_timeout
     settings.smoke = not args.no_smoke
+    if getattr(args, "health_interval", None) is not None:
+        if args.health_interval <= 0:
+            from workbench.cli.parser import UsageError
+
+            raise UsageError(f"--health-interval: give a positive number of seconds, not {args.health_interval:g}")
+        settings.health_interval = args.health_interval
     return settings
 
 def default_settings():

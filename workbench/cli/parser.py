@@ -33,6 +33,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--startup-timeout", type=float, default=None, metavar="S",
                    help="seconds to wait for ready before 'hung' (default 1800)")
     p.add_argument("--no-smoke", action="store_true", help="judge on readiness alone")
+    p.add_argument("--health-interval", type=float, default=None, metavar="S",
+                   help="while serving: seconds between GET /health and /metrics looks (default 3)")
     p.add_argument("--signatures", action="append", default=[], metavar="DIR",
                    help="extra signature files or directories (repeatable)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--native", action="store_true")
     dump.add_argument("--locals", action="store_true")
     dump.add_argument("--timeout", type=float, default=10.0)
+    dump.add_argument("--resume-stopped", action="store_true",
+                      help="after the dump, send SIGCONT to processes found stopped (state T)")
 
     replay = sub.add_parser("replay", help="replay a recipe (TUI, or --headless / --matrix / --bisect)",
                             epilog="Exit codes: 0 the outcome matched the recipe's `expect`; 20 it did not; "

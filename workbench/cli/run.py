@@ -81,6 +81,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
         stuck = analyze(dumps, facts_between(before, sample(pids)))
         sys.stdout.write("Where it is stuck:\n" + "".join(f"  {line}\n" for line in stuck.summary) + "\n")
         sys.stdout.write(format_dumps(dumps))
+    stopped = [d.pid for d in dumps if d.stopped]
+    if stopped and args.resume_stopped:
+        from workbench.core.probes.stacks import resume_stopped
+
+        for pid in resume_stopped(stopped):
+            sys.stderr.write(f"workbench dump: resumed PID {pid} (SIGCONT)\n")
+    elif stopped:
+        sys.stderr.write(f"workbench dump: {len(stopped)} process(es) left stopped as found "
+                         "(--resume-stopped sends them SIGCONT)\n")
     return 0 if any(d.ok for d in dumps) else 1
 
 def cmd_env(args: argparse.Namespace, command: list[str]) -> int:

@@ -28,6 +28,7 @@ from workbench.core.engine.events import (
     SmokeResult,
     StacksDumped,
     Verdict,
+    VerdictChanged,
 )
 from workbench.core.engine.run import Run
 from workbench.core.engine.settings import Settings
@@ -164,6 +165,8 @@ def _describe_event(event: Message) -> tuple[str, str] | None:
         if event.ok:
             return f"smoke: {event.endpoint} → {event.status} in {event.latency:.2f} s: {event.output[:60]!r}", "phase"
         return f"smoke FAILED: {event.endpoint} → {event.status}: {event.error[:200]}", "error"
+    if isinstance(event, VerdictChanged):
+        return f"verdict changed: {event.previous} → {event.verdict.upper()}: {event.reason}", "error"
     if isinstance(event, StacksDumped):
         return f"stacks: {event.summary} → {event.path}", "warning"
     if isinstance(event, Notice):
@@ -202,6 +205,13 @@ def summary_text(result: dict, colour: bool) -> str:
         for f in others[:15]:
             tag = " (cascade)" if f["cascade"] else (" (benign here)" if f["benign"] else "")
             lines.append(f"  {f['severity']:<7} {f['title'][:100]} ×{f['count']}{tag}")
+            if f.get("note") and f["note"] not in ("benign", "benign here", "exception", "error record"):
+                lines.append(f"          {f['note'][:200]}")
+    history = result.get("history") or []
+    if len(history) > 1:
+        lines.append("verdicts:")
+    for entry in history if len(history) > 1 else []:
+        lines.append(f"  at +{entry['elapsed']:.1f} s: {entry['verdict']} — {entry['reason'][:200]}")
     if result.get("session_dir"):
         lines.append(f"session: {result['session_dir']}")
     return "\n".join(lines) + "\n"
@@ -264,6 +274,7 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
     if check.model_check is not None:
         session.write_json("model_check.json", check.model_check)
     done = threading.Event()
+    changed = threading.Event()  # the VerdictChanged event has reached the printer
     printer: Printer | None = None
 
     def on_event(event: Message) -> None:
@@ -272,6 +283,8 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
             printer.note(*described)
         if isinstance(event, (Verdict, ProcessExited)):
             done.set()
+        if isinstance(event, VerdictChanged):
+            changed.set()
 
     engine.bus.subscribe(on_event)
     with _Signals() as signals:
@@ -294,12 +307,20 @@ def run_headless(argv: list[str], options: HeadlessOptions, settings: Settings, 
                 run.verdict, run.verdict_reason = V.FALSE_READY, failure
                 printer.note(f"recipe smoke failed: {failure}", "error")
         if run.verdict == V.HEALTHY and not signals.event.is_set():
+            # the verdict can still change while it serves (engine death, a stall): that ends the wait
             if options.serve:
                 err.write("workbench: serving; Ctrl-C stops\n")
-                while run.alive and not signals.event.wait(0.5):
+                while run.alive and run.verdict == V.HEALTHY and not signals.event.wait(0.1):
                     pass
+                if not run.alive:  # it ended by itself: let the watcher judge how before we stop anything
+                    engine.watchers[run.id].join(timeout=5)
+                if run.verdict != V.HEALTHY:
+                    changed.wait(timeout=5)  # the verdict is set just before its event is published
             elif options.stop_after > 0:
-                signals.event.wait(options.stop_after)
+                deadline = time.monotonic() + options.stop_after
+                while run.verdict == V.HEALTHY and not signals.event.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline:
+                        break
         interrupted = signals.received
         if run.alive:
             engine.stop(run.id, cause="interrupted" if interrupted else "verdict reached")

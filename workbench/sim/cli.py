@@ -16,6 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from workbench.sim import perf
 from workbench.sim.logfmt import Logger, emit, traceback_lines
 from workbench.sim.scenarios import SCENARIOS
+from workbench.sim.serving import (
+    RequestGauges,
+    client_error,
+    log_engine_death,
+    log_request_failed,
+    monitor_engine,
+    start_watchdog,
+)
 
 VERSIONS = {"0.11": "0.11.0", "0.32": "0.32.0"}
 
@@ -54,6 +62,9 @@ class ApiServer:
         self.httpd: ThreadingHTTPServer | None = None
         self.engine_dead = False
         self.scheduler: perf.Scheduler | None = None  # serving starts after the engine is up
+        self.stopping = False
+        self.gauges = RequestGauges()
+        self._death_lock = threading.Lock()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds * self.args.time_scale)
@@ -152,35 +163,32 @@ class ApiServer:
 
     def generate(self, max_tokens: int) -> str | None:
         assert self.control is not None
-        with self.control_lock:
-            try:
-                self.control.sendall(f"GEN {max_tokens}\n".encode())
-                reply = self.control.makefile("r").readline()
-            except OSError:
-                reply = ""
+        if self.engine_dead:
+            log_request_failed(self.log)
+            return None
+        self.gauges.enter()
+        try:
+            with self.control_lock:  # a frozen engine child freezes every completion here
+                try:
+                    self.control.sendall(f"GEN {max_tokens}\n".encode())
+                    reply = self.control.makefile("r").readline()
+                except OSError:
+                    reply = ""
+        finally:
+            self.gauges.leave()
         if reply.startswith("TEXT "):
+            self.gauges.produced(len(reply.split()) - 1)
             return reply[5:].rstrip("\n")
         self.engine_died()
+        log_request_failed(self.log)
         return None
 
     def engine_died(self) -> None:
-        if self.engine_dead:
-            return
-        self.engine_dead = True
-        name = "EngineCore_DP0" if self.args.log_format == "0.11" else "EngineCore"
-        self.log.error("v1/engine/core_client.py", 744, f"Engine core proc {name} died unexpectedly, shutting down client.")
-        frames = [
-            ("entrypoints/openai/serving_chat.py", 1152, "chat_completion_full_generator", "async for res in result_generator:"),
-            ("v1/engine/async_llm.py", 439, "generate", "out = q.get_nowait() or await q.get()"),
-        ]
-        self.log.error(
-            "entrypoints/openai/serving_chat.py", 1158,
-            "Error in chat completion stream generator.\n" + traceback_lines(
-                frames,
-                "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
-            ),
-        )
-        threading.Timer(1.5 * max(self.args.time_scale, 0.2), self.shutdown, args=(1,)).start()
+        with self._death_lock:
+            if self.engine_dead or self.stopping:
+                return
+            self.engine_dead = True
+        log_engine_death(self.log, self.args.log_format)
 
     def stats_loop(self) -> None:
         # real seconds, as vLLM (VLLM_LOG_STATS_INTERVAL, default 10): --time-scale is for startup
@@ -225,6 +233,7 @@ class ApiServer:
         emit(b"L" * (1024 * 1024) + b"\n")
 
     def shutdown(self, code: int = 0) -> None:
+        self.stopping = True
         if code == 0:
             self.log.info("entrypoints/launcher.py", 99, "Shutting down FastAPI HTTP server.")
             self.log.bare("INFO:     Shutting down")
@@ -245,6 +254,9 @@ class ApiServer:
         self.start_engine()
         self.wait_for_engine_startup()
         self.scheduler = perf.Scheduler(self.args, self.extra)
+        assert self.engine is not None
+        monitor_engine(self.engine, lambda: self.stopping, self.engine_died)
+        start_watchdog(lambda: self.engine_dead, lambda: self.shutdown(0), max(self.args.time_scale, 0.05))
         self.bind()
         threading.Thread(target=self.stats_loop, daemon=True).start()
         if self.scenario.flood:
@@ -284,28 +296,32 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             host, port = self.client_address[:2]
             server.log.bare(f'INFO:     {host}:{port} - "{self.command} {self.path} HTTP/1.1" {status} {reason}')
 
-        def _send_text(self, text: str) -> None:
-            body = text.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         def _logged(self, status: int) -> None:
             host, port = self.client_address[:2]
             server.log.bare(f'INFO:     {host}:{port} - "{self.command} {self.path} HTTP/1.1" {status} OK')
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             if self.path == "/health":
-                self._send(200 if not server.engine_dead else 500, None, "OK" if not server.engine_dead else "Internal Server Error")
+                self._send(200 if not server.engine_dead else 503, None, "OK" if not server.engine_dead else "Service Unavailable")
             elif self.path == "/metrics" and server.scheduler is not None:
-                self._send_text(server.scheduler.metrics_text())
+                self._send_text(200, server.scheduler.metrics_text(engine_bound=server.gauges.running))
+            elif self.path == "/metrics":
+                self._send_text(200, server.gauges.metrics_text(server.args.model))
             elif self.path == "/v1/models":
                 self._send(200, {"object": "list", "data": [{"id": server.args.model, "object": "model", "owned_by": "vllm",
                                                               "max_model_len": server.args.max_model_len}]}, "OK")
             else:
                 self._send(404, {"detail": "Not Found"}, "Not Found")
+
+        def _send_text(self, status: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            host, port = self.client_address[:2]
+            server.log.bare(f'INFO:     {host}:{port} - "{self.command} {self.path} HTTP/1.1" {status} OK')
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             length = int(self.headers.get("Content-Length") or 0)
@@ -322,13 +338,28 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             if self.path not in ("/v1/chat/completions", "/v1/completions"):
                 self._send(404, {"detail": "Not Found"}, "Not Found")
                 return
+            refused = client_error(body, server.args.model, server.args.max_model_len)
+            if refused is not None:
+                status, payload, reason, message = refused
+                server.log.debug("entrypoints/serve/exception_handling/error_response.py", 24,
+                                 f"create_error_response called with {payload['error']['type']}: {message}")
+                self._send(status, payload, reason)
+                return
             first_fails = server.scenario.failure is not None and server.scenario.failure.stage == "first_request"
             if server.scheduler is not None and not first_fails and not server.engine_dead:
+                # the engine process takes part in every request: a frozen or dead engine core
+                # freezes or fails completions, as in vLLM
+                if server.generate(1) is None:
+                    message = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+                    self._send(500, {"error": {"message": message, "type": "InternalServerError", "code": 500}},
+                               "Internal Server Error")
+                    return
                 perf.serve_completion(self, server.scheduler, body, self.path == "/v1/chat/completions", self._logged)
                 return
             text = server.generate(int(body.get("max_tokens") or 16))
             if text is None:
-                self._send(500, {"error": {"message": "EngineCore encountered an issue", "type": "InternalServerError"}}, "Internal Server Error")
+                message = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+                self._send(500, {"error": {"message": message, "type": "InternalServerError", "code": 500}}, "Internal Server Error")
                 return
             if self.path == "/v1/chat/completions":
                 choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}

@@ -160,6 +160,7 @@ class EngineCore:
     def serve(self) -> None:
         self.control.sendall(b"READY\n")
         reader = self.control.makefile("r")
+        answered = 0
         for line in reader:
             words = line.split()
             if not words:
@@ -171,6 +172,9 @@ class EngineCore:
                     self.log.error("v1/engine/core.py", 718, traceback_lines(list(failure.frames), failure.exception))
                     sys.stdout.flush()
                     os._exit(1)
+                if self.scenario.hang_at == "second_request" and answered >= 1:
+                    wait_for_all_reduce()  # a collective that never completes: idle, in a recognisable frame
+                answered += 1
                 n = int(words[1]) if len(words) > 1 else 8
                 text = " ".join(["Hello!", "I", "am", "a", "simulated", "model", "answering", "deterministically"][: max(1, n)])
                 self.control.sendall(f"TEXT {text}\n".encode())

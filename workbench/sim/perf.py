@@ -206,11 +206,12 @@ class Scheduler:
     def kv_usage(self) -> float:
         return min(1.0, self._used() / self.capacity) if self.capacity else 0.0
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, engine_bound: int = 0) -> str:
+        # engine_bound: requests the API has handed to the engine process and not yet seen back
         labels = f'engine="0",model_name="{self.model}"'
         with self.cond:
             out = []
-            for name, kind, value in (("num_requests_running", "gauge", len(self.running)),
+            for name, kind, value in (("num_requests_running", "gauge", len(self.running) + engine_bound),
                                       ("num_requests_waiting", "gauge", len(self.waiting)),
                                       ("kv_cache_usage_perc", "gauge", self.kv_usage())):
                 out += [f"# HELP vllm:{name} {name}.", f"# TYPE vllm:{name} {kind}", f"vllm:{name}{{{labels}}} {float(value)}"]

@@ -146,6 +146,8 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario("log-flood", "healthy, then DEBUG lines at --rate per second while serving", flood=True),
+        Scenario("serve-hang", "healthy, then the engine core stops answering from the second request on (idle, not stopped)",
+                 hang_at="second_request"),
         Scenario("nasty-output", "escape sequences, invalid UTF-8, NULs, a 1 MB line among a healthy startup", nasty=True),
     ]
 }

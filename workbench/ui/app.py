@@ -29,6 +29,7 @@ from workbench.core.engine.events import (
     SmokeResult,
     StacksDumped,
     Verdict,
+    VerdictChanged,
 )
 from workbench.core.engine.facade import EngineFacade
 from workbench.core.engine.run import Run
@@ -355,6 +356,14 @@ class WorkbenchApp(Screenshots, PerfActions, RunActions, BesideActions, LogActio
                 self.note(f"profile of PID {event.pid}: {event.samples} samples; {Path(event.svg).name} and speedscope saved")
         elif isinstance(event, Verdict):
             self.note(f"{event.run}: verdict {event.verdict}")
+            self.refresh_side()
+        elif isinstance(event, VerdictChanged):  # after ready: say it at once, loudly
+            self.note(f"{event.run}: verdict {event.previous} → {event.verdict}: {event.reason}")
+            self.notify(f"{event.run}: {event.verdict.upper()} — {event.reason}", title="verdict changed",
+                        severity="error", timeout=30)
+            for pane in self.panes:
+                if pane.run_id == event.run:
+                    pane.refresh_header(self.engine.runs.get(event.run))
             self.refresh_side()
         elif isinstance(event, Notice):
             self.note(event.text)

@@ -40,12 +40,15 @@ def ended_text(run: Run) -> str:
 def header_text(run: Run, tick: int = 0) -> str:
     """Two rows: the status (always whole: the pane crops, never wraps) and the command."""
     verdict = run.verdict or ("running" if run.alive else "exited")
+    shown = verdict_markup(verdict)
+    if len(run.history) > 1:  # changed while serving: it must not look like the verdict it replaced
+        shown = f"[b red]{escape(verdict.upper())}[/] (was {escape(run.history[-2]['verdict'])})"
     partial = run.store.partial.rstrip()
     prompt = "  [b yellow]debugger prompt waiting (i to type)[/]" if partial.endswith(("(Pdb)", "ipdb>")) else ""
     eager = "  [b]eager[/b]" if "--enforce-eager" in run.spec.argv else ""
     if run.plog_store is not None:
         eager += f"  plog {len(run.plog_store)} lines (P)"
-    status = f"[b]{run.id}[/b] verdict {verdict_markup(verdict)}  PID {run.pid}  [b]{PHASE_TITLES[run.phase()]}[/b]  "
+    status = f"[b]{run.id}[/b] verdict {shown}  PID {run.pid}  [b]{PHASE_TITLES[run.phase()]}[/b]  "
     if run.alive:
         cpu = sum(p.cpu_percent for p in run.tree_snapshot)
         rss = sum(p.rss for p in run.tree_snapshot) / 2**30
@@ -57,9 +60,12 @@ def header_text(run: Run, tick: int = 0) -> str:
 
 def pinned_text(run: Run) -> str:
     root = run.root_cause()
+    banner = ""
+    if len(run.history) > 1:
+        banner = f"[b red]{escape(run.verdict or '').upper()} while serving:[/] {escape(run.verdict_reason[:240])}"
     if root is None:
-        return ""
-    return f"[b]root cause[/b] (line {root.first_seq + 1}, {escape(root.title)}): {escape(root.line.strip()[:200])}"
+        return banner
+    return (banner + "\n" if banner else "") + f"[b]root cause[/b] (line {root.first_seq + 1}, {escape(root.title)}): {escape(root.line.strip()[:200])}"
 
 
 def phases_text(run: Run, tick: int = 0) -> str:

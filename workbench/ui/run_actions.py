@@ -42,6 +42,16 @@ class RunActions:
         self.call_from_thread(self.note, f"dumping the stacks of {run.id}'s tree{extra}…")
         self.engine.dump_stacks(run.id, native=native, locals_=locals_, cause="key d" + extra)
 
+    @work(thread=True, exit_on_error=False, group="engine")
+    def action_resume_stopped(self) -> None:
+        """Resuming changes what is being debugged, so it is this explicit key, never a side effect."""
+        run = self.current_run()
+        resume = getattr(self.engine, "resume_stopped", None)
+        if run is None or not run.alive or resume is None:
+            self.call_from_thread(self.note, "no live local run to resume")
+            return
+        resume(run.id)
+
     def action_show_stacks(self) -> None:
         run = self.current_run()
         if run is not None:

@@ -227,6 +227,9 @@ class Engine:
         run.dump_paths.append(str(path))
         errors = [f"PID {d.pid}: {d.error}" for d in dumps if d.error]
         summary = f"{sum(1 for d in dumps if d.ok)} of {len(dumps)} Python processes dumped"
+        states = [d.state_text() for d in dumps if d.state_text()]
+        if states:
+            summary += "; " + "; ".join(states)
         self.bus.publish(StacksDumped(run_id, path=str(path), processes=len(dumps), errors=errors, summary=summary,
                                       stuck=run.stuck))
         return dumps
@@ -237,13 +240,26 @@ class Engine:
             outcome = SmokeOutcome(False, None, None, "", "", "no port known for this command")
         else:
             url = run.ready_url or base_url(*run.address)
-            outcome = smoke(url, run.model_id, self.settings.smoke_max_tokens, self.settings.smoke_timeout)
+            run.own_requests += 1  # a request of ours in flight counts for the serving-stall check
+            try:
+                outcome = smoke(url, run.model_id, self.settings.smoke_max_tokens, self.settings.smoke_timeout)
+            finally:
+                run.own_requests -= 1
         run.smoke_results.append(outcome)
         self.session.append_jsonl(f"runs/{run_id}/smoke.jsonl", outcome.to_dict())
         from workbench.core.engine.events import SmokeResult
 
         self.bus.publish(SmokeResult(run_id, **outcome.to_dict()))
         return outcome
+
+    def resume_stopped(self, run_id: str) -> list[int]:
+        """The explicit action: SIGCONT the run's processes found stopped (state T)."""
+        from workbench.core.probes.stacks import resume_stopped
+
+        resumed = resume_stopped([p.pid for p in self.get(run_id).sample_tree()])
+        text = f"resumed PID {', '.join(map(str, resumed))} (SIGCONT)" if resumed else "no stopped process to resume"
+        self.notice(run_id, text, level="info")
+        return resumed
 
     def send_input(self, run_id: str, data: bytes) -> int:
         """Type into the run's pty (a pdb/ipdb prompt, a script asking a question)."""

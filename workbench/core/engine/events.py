@@ -177,6 +177,20 @@ class Verdict(Event):
 
 @_event
 @dataclass
+class VerdictChanged(Event):
+    """A verdict reached earlier changed while serving (healthy -> failed | hung)."""
+
+    kind: ClassVar[str] = "verdict_changed"
+    verdict: str
+    previous: str
+    reason: str
+    root_cause: dict[str, Any] | None
+    evidence: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+@_event
+@dataclass
 class StopRequested(Event):
     kind: ClassVar[str] = "stop_requested"
     cause: str

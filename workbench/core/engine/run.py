@@ -17,6 +17,7 @@ from workbench.core.engine.events import FindingRaised, LinesAppended, PhaseChan
 from workbench.core.engine.settings import Settings
 from workbench.core.knowledge.diagnosis import Diagnosis, Recogniser
 from workbench.core.knowledge.records import Finding
+from workbench.core.knowledge.requests import annotate_client_errors
 from workbench.core.logs.logstore import LogStore
 from workbench.core.logs.plog import PlogTailer, plog_dirs
 from workbench.core.probes.http import SmokeOutcome
@@ -65,6 +66,8 @@ class Run:
         self.ready_at: float | None = None
         self.verdict: str | None = None
         self.verdict_reason: str = ""
+        self.history: list[dict] = []  # every verdict with its time: healthy, then failed | hung
+        self.own_requests = 0  # requests the workbench itself has in flight (smoke)
         self.smoke_results: list[SmokeOutcome] = []
         self.dump_paths: list[str] = []
         self.stuck: dict | None = None  # where the last dump says the tree is (knowledge/stuck.py)
@@ -216,10 +219,12 @@ class Run:
         """The result object of `run --headless --json` (and of a run in a session)."""
         with self.lock:
             root = self.root_cause()
+            annotate_client_errors(self.findings(), self.model_id or None)
             return {
                 "run": self.id,
                 "verdict": self.verdict,
                 "reason": self.verdict_reason,
+                "history": list(self.history),
                 "root_cause": root.root_cause_dict() if root else None,
                 "phases": self.diagnosis.phases.to_list(now=self.elapsed()),
                 "last_phase": self.diagnosis.phases.current,

@@ -1,5 +1,6 @@
 """The supervisor of one run: reaps it, probes readiness, sends the smoke request, notices a
-stall, and reaches the verdict.
+stall, and reaches the verdict — then keeps judging while it serves (serving.py): a verdict can
+change from healthy to failed or hung (VerdictChanged).
 
 Verdicts: healthy (ready and the smoke request answered), failed (an error stopped it),
 false-ready (ready, then the first request failed), hung (no output, no progress, idle CPU for
@@ -17,6 +18,8 @@ import psutil
 
 from workbench.core.engine.debugger import paused_in_debugger
 from workbench.core.engine.events import Notice, ProcessExited, Ready, SmokeResult, Stalled, Verdict
+from workbench.core.engine.liveness import Liveness
+from workbench.core.engine.serving import ServingJudge, change_verdict
 from workbench.core.knowledge import verdicts as V
 from workbench.core.probes.http import base_url, probe_health, probe_ready, smoke
 from workbench.core.process.preflight import port_holders
@@ -42,6 +45,8 @@ class Watcher:
         self._debugger_note: str | None = None
         self._look_again_at = 0.0  # while paused in a debugger: when to dump again
         self._stop = threading.Event()
+        self.liveness = Liveness(run.pid)
+        self.serving = ServingJudge(run, self.liveness, dump_stacks, self.tree_cpu)
         self._thread = threading.Thread(target=self._loop, name=f"wb-watch-{run.id}", daemon=True)
 
     def start(self) -> None:
@@ -74,6 +79,10 @@ class Watcher:
                     self._decide(V.HEALTHY, "ready (the log says so; no port to probe)")
                 if run.verdict is None:
                     self._check_stall(now)
+                if run.verdict is None:
+                    self._check_frozen()
+            elif run.verdict == V.HEALTHY and not run.stopping:
+                self.serving.tick(now)
             self._stop.wait(TICK)
 
     def _reap(self) -> bool:
@@ -103,8 +112,11 @@ class Watcher:
                 self._decide(V.FAILED, f"exited ({self._exit_text()}) after: {root.title}")
             else:
                 self._decide(V.EXITED, f"exited ({self._exit_text()}) before ready, no error recognised")
-        elif run.verdict == V.HEALTHY and not run.stopping:
-            run.bus.publish(Notice(run.id, level="error", text=f"the server exited after it was healthy ({self._exit_text()})"))
+        elif run.verdict == V.HEALTHY and not run.stopping and not self.serving.judge_death():
+            # no engine process died first: the server itself ended while serving
+            root = run.root_cause()
+            after = f" after: {root.title}" if root is not None else ""
+            change_verdict(run, V.FAILED, f"the server (PID {run.pid}) exited ({self._exit_text()}) while serving{after}")
         return True
 
     def _exit_text(self) -> str:
@@ -181,6 +193,7 @@ class Watcher:
                     continue
             current[info.pid] = proc
         self._procs = current
+        self.liveness.observe(infos)
         self._cpu = [*self._cpu[-(CPU_WINDOW - 1):], total]
 
     def tree_cpu(self) -> float:
@@ -215,6 +228,16 @@ class Watcher:
             self.run.bus.publish(Notice(self.run.id, level="info", text=f"paused in the debugger, not hung: {why}"))
         return True
 
+    def _check_frozen(self) -> None:
+        """Before ready too: a process of the tree stopped for a few seconds (not D: reading
+        weights from a slow disk can hold a loader in D for a while)."""
+        frozen = [f for f in self.liveness.frozen_for(self.settings.frozen_grace) if f.state in ("T", "t")]
+        if frozen:
+            first = frozen[0]
+            self._dump_stacks(self.run.id, cause="stopped process")
+            self._decide(V.HUNG, f"PID {first.member.pid} ({first.member.title}) is in state {first.state} "
+                         "(stopped or blocked) before ready (stacks dumped)")
+
     # -- verdict -----------------------------------------------------------------------------------
 
     def _decide(self, verdict: str, reason: str) -> None:
@@ -224,5 +247,7 @@ class Watcher:
                 return
             run.verdict = verdict
             run.verdict_reason = reason
+            run.history.append({"verdict": verdict, "reason": reason, "time": time.time(),
+                                "elapsed": round(run.elapsed(), 3)})
             root = run.diagnosis.root_cause()
         run.bus.publish(Verdict(run.id, verdict=verdict, reason=reason, root_cause=root.root_cause_dict() if root else None))

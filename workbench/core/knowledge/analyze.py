@@ -17,6 +17,7 @@ from workbench.core.knowledge.hangs import hang_of
 from workbench.core.knowledge.matcher import RawLines
 from workbench.core.knowledge.prefixes import unwrap_block
 from workbench.core.knowledge.records import log_timestamp
+from workbench.core.knowledge.requests import annotate_client_errors
 from workbench.core.knowledge.verdicts import HUNG, offline_verdict
 from workbench.core.logs.linesplit import LineSplitter
 from workbench.core.logs.text import display_text
@@ -38,6 +39,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         diag = self.diagnosis
+        annotate_client_errors(diag.findings.values())
         root = diag.root_cause()
         verdict = offline_verdict(diag)
         hang = hang_of(diag, diag.last_seq) if verdict == HUNG else None

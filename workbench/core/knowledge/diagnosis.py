@@ -58,6 +58,7 @@ class Diagnosis(RecordReading):
         self._links: dict[str, int] = {}  # source -> chain id of an exception chain going on
         self._chain_of_last: dict[str, int] = {}  # source -> chain id of its last exception
         self._last_frame_seq = -(10**9)  # the last `File "...", line N, in f` of a traceback
+        self._named_lines: set[int] = set()  # ERROR records a warning signature names (a client's 404)
         self._log_origin: float | None = None  # first log timestamp, for offline phase times
         self._last_seen_seq = -1
         self._validation: tuple[int, str, PendingException] | None = None  # (seq, model, header)
@@ -180,6 +181,8 @@ class Diagnosis(RecordReading):
         if sig.severity == "error":
             # a cascade names only its own line: an exception just above it is still a finding
             self._error_hits.append((seq, source, sig.cascade))
+        elif _level in ("ERROR", "CRITICAL"):
+            self._named_lines.add(seq)
         if not sig.progress:
             note_wait(self.waits, sig.id, seq, line, self.phases.current)
         if sig.cascade and existing is None:
@@ -265,6 +268,9 @@ class Diagnosis(RecordReading):
                 for s, src, cascade in self._error_hits
             ):
                 continue  # a signature already names this error
+            if pending.record and pending.seq in self._named_lines:
+                self._named_lines.discard(pending.seq)
+                continue  # an ERROR record a warning signature explains (a client error)
             if pending.record and pending.severity == "error" and any(
                 pending.seq < s <= pending.seq + EXCEPTION_TAIL and src == pending.source
                 for s, src in self._traceback_starts

@@ -1,4 +1,6 @@
-"""Startup phases of a vLLM server and a tracker that only moves forward."""
+"""Startup phases of a vLLM server and a tracker that only moves forward — in the order the
+backend prints them: GPU (CUDA, NPU) compile before the KV cache; the CPU backend sizes the KV
+cache first and then warms up (compiles) the model."""
 
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ PHASES: tuple[str, ...] = (
     "serving",
 )
 PHASE_ORDER = {name: i for i, name in enumerate(PHASES)}
+# every order a real backend prints; the tracker follows those that fit what it has seen so far
+BACKEND_ORDERS: dict[str, tuple[str, ...]] = {
+    "gpu": PHASES,
+    "cpu": ("starting", "loading", "kv_cache", "compiling", "graph_capture", "api_starting", "ready", "serving"),
+}
+_RANKS = {backend: {name: i for i, name in enumerate(order)} for backend, order in BACKEND_ORDERS.items()}
 PHASE_TITLES = {
     "starting": "starting",
     "loading": "loading weights",
@@ -46,10 +54,12 @@ class PhaseRecord:
 
 
 class PhaseTracker:
-    """Records phase changes; a marker for an earlier phase than the current one is ignored."""
+    """Records phase changes; a marker for an earlier phase than the current one (in every
+    backend order still possible) is ignored."""
 
     def __init__(self, start: float = 0.0, at: str | None = None) -> None:
         self.records: list[PhaseRecord] = [PhaseRecord("starting", start, None, at)]
+        self.orders: tuple[str, ...] = tuple(BACKEND_ORDERS)  # the backends this log can still be
 
     @property
     def current(self) -> str:
@@ -60,8 +70,10 @@ class PhaseTracker:
 
     def advance(self, name: str, when: float, seq: int | None, at: str | None = None) -> bool:
         """Move to `name` if it is later than the current phase; True when it moved."""
-        if PHASE_ORDER[name] <= PHASE_ORDER[self.current]:
+        fitting = tuple(b for b in self.orders if _RANKS[b][name] > _RANKS[b][self.current])
+        if not fitting:
             return False
+        self.orders = fitting
         last = self.records[-1]
         last.seconds = max(0.0, when - last.start)
         self.records.append(PhaseRecord(name, when, seq, at))

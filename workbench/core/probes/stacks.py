@@ -1,8 +1,10 @@
 """Python stacks of every process in a tree, with py-spy, in parallel.
 
 py-spy pauses its target while it reads the stack (unless --nonblocking). A dump that takes too
-long is abandoned; afterwards any target left stopped (state T) is sent SIGCONT, so a dump can
-never freeze the server it looks at.
+long is abandoned; a target that *our* dump left stopped is sent SIGCONT, so a dump can never
+freeze the server it looks at. A process that was already stopped (state T: someone sent SIGSTOP,
+or a debugger holds it) is read without pausing and left stopped: resuming it changes what is
+being debugged, so it is an explicit action (`resume_stopped`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,20 @@ class ProcessDump:
     threads: list[ThreadStack] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    state: str = ""  # the process state when dumped: R, S, D, T (stopped), t (traced), Z
+
+    @property
+    def stopped(self) -> bool:
+        return self.state in ("T", "t")
+
+    def state_text(self) -> str:
+        """Why a process cannot make progress, when its state says so."""
+        if self.stopped:
+            return (f"PID {self.pid} ({self.name}) is stopped (state {self.state}): something sent SIGSTOP "
+                    "or a debugger holds it")
+        if self.state == "D":
+            return f"PID {self.pid} ({self.name}) is in uninterruptible sleep (state D): blocked in the kernel (I/O, a driver)"
+        return ""
 
     @property
     def ok(self) -> bool:
@@ -69,6 +85,7 @@ class ProcessDump:
             "cmdline": self.cmdline,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "state": self.state,
             "threads": [
                 {
                     "thread_id": t.thread_id,
@@ -83,6 +100,8 @@ class ProcessDump:
 
     def text(self) -> str:
         head = f"Process {self.pid}: {self.name}  {self.cmdline[:200]}"
+        if self.state_text():
+            head += f"\n  {self.state_text()}"
         if self.error:
             return f"{head}\n  (no dump: {self.error})\n"
         out = [head]
@@ -102,7 +121,24 @@ def py_spy_path() -> str | None:
     return shutil.which("py-spy")
 
 
-def _resume_if_stopped(pid: int) -> None:
+_STATE_LETTERS = {
+    psutil.STATUS_RUNNING: "R", psutil.STATUS_SLEEPING: "S", psutil.STATUS_DISK_SLEEP: "D",
+    psutil.STATUS_STOPPED: "T", psutil.STATUS_TRACING_STOP: "t", psutil.STATUS_ZOMBIE: "Z",
+    psutil.STATUS_DEAD: "X", psutil.STATUS_IDLE: "I",
+}
+
+
+def state_letter(proc: psutil.Process) -> str:
+    try:
+        return _STATE_LETTERS.get(proc.status(), "?")
+    except psutil.Error:
+        return ""
+
+
+def _resume_if_we_stopped(pid: int, was: str) -> None:
+    """py-spy killed mid-dump can leave its target stopped: undo only that, never a stop we found."""
+    if was in ("T", "t"):
+        return
     try:
         if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
             os.kill(pid, signal.SIGCONT)
@@ -110,7 +146,20 @@ def _resume_if_stopped(pid: int) -> None:
         pass
 
 
-def _explain(stderr: str) -> str:
+def resume_stopped(pids: list[int]) -> list[int]:
+    """The explicit action: SIGCONT every stopped process among `pids`; returns those resumed."""
+    resumed = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                os.kill(pid, signal.SIGCONT)
+                resumed.append(pid)
+        except (psutil.Error, OSError):
+            continue
+    return resumed
+
+
+def _explain(stderr: str, state: str = "") -> str:
     """py-spy's own error line and first cause, without its Rust backtrace."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     head = next((line for line in lines if line.startswith("Error:")), lines[0] if lines else "py-spy failed")
@@ -119,6 +168,8 @@ def _explain(stderr: str) -> str:
     low = stderr.lower()
     if "failed to find python version" in low or "not a python" in low:
         return "not a Python process"
+    if state in ("T", "t"):
+        return f"{text} (the process is stopped, state {state}: not a permission problem)"
     if "permission" in low or "operation not permitted" in low or "ptrace" in low:
         return f"{text}. {PTRACE_HELP}"
     return text
@@ -131,7 +182,9 @@ def dump_process(pid: int, native: bool = False, locals_: bool = False, timeout:
         name, cmdline = proc.name(), " ".join(proc.cmdline())
     except psutil.Error as exc:
         return ProcessDump(pid, "?", "", error=f"process gone ({type(exc).__name__})")
-    dump = ProcessDump(pid, name, cmdline)
+    dump = ProcessDump(pid, name, cmdline, state=state_letter(proc))
+    if dump.stopped:
+        nonblocking = True  # it cannot move anyway; pausing it would fail ("Failed to suspend")
     spy = py_spy_path()
     if spy is None:
         dump.error = "py-spy is not installed (pip install py-spy)"
@@ -152,9 +205,9 @@ def dump_process(pid: int, native: bool = False, locals_: bool = False, timeout:
         return dump
     finally:
         dump.seconds = time.monotonic() - started
-        _resume_if_stopped(pid)
+        _resume_if_we_stopped(pid, dump.state)
     if result.returncode != 0:
-        dump.error = _explain(result.stderr or result.stdout)
+        dump.error = _explain(result.stderr or result.stdout, dump.state)
         return dump
     try:
         payload = json.loads(result.stdout)

@@ -26,6 +26,7 @@ from workbench.core.engine.events import (
     RunStarted,
     StacksDumped,
     Verdict,
+    VerdictChanged,
     event_from_dict,
 )
 from workbench.core.remote.protocol import (
@@ -148,7 +149,7 @@ class SessionState:
             run.findings.append(event.finding)
         elif isinstance(event, StacksDumped):
             run.dumps.append(event.path)
-        elif isinstance(event, Verdict):
+        elif isinstance(event, (Verdict, VerdictChanged)):
             run.verdict = event.verdict
         elif isinstance(event, ProcessExited):
             run.exited = True

@@ -30,6 +30,7 @@ from workbench.core.engine.events import (
     StacksDumped,
     Stop,
     Verdict,
+    VerdictChanged,
 )
 from workbench.core.engine.recorded import load_dumps
 from workbench.core.engine.run import READ_SIZE, Run, RunSpec
@@ -154,8 +155,9 @@ class RemoteEngine:
         self.bus.publish(event)
 
     def _update(self, run: MirrorRun, event: Message) -> None:
-        if isinstance(event, Verdict):
+        if isinstance(event, (Verdict, VerdictChanged)):
             run.verdict, run.verdict_reason = event.verdict, event.reason
+            run.history.append({"verdict": event.verdict, "reason": event.reason, "time": event.time})
         elif isinstance(event, Ready):
             run.ready_url, run.ready_at = event.url, time.monotonic()
         elif isinstance(event, ProcessExited):
