@@ -15,7 +15,12 @@ from xml.sax.saxutils import escape
 
 import psutil
 
-from workbench.core.probes.stacks import PTRACE_HELP, _resume_if_stopped, py_spy_path
+from workbench.core.probes.stacks import (
+    PTRACE_HELP,
+    _resume_if_we_stopped,
+    py_spy_path,
+    state_letter,
+)
 from workbench.core.record.session import write_private
 
 Stacks = dict[tuple[str, ...], int]  # root→leaf frames → samples
@@ -144,13 +149,17 @@ def record_profile(pid: int, seconds: float, out_dir: Path, native: bool = False
     if native:
         cmd.append("--native")
     try:
+        was = state_letter(psutil.Process(pid))
+    except psutil.Error:
+        was = ""
+    try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_extra,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         result.error = f"py-spy record did not finish within {seconds + timeout_extra:.0f} s: abandoned"
         return result
     finally:
-        _resume_if_stopped(pid)
+        _resume_if_we_stopped(pid, was)  # never a stop we found
     if not raw.exists():
         low = (done.stderr or "").lower()
         if "permission" in low or "ptrace" in low or "operation not permitted" in low:
