@@ -144,6 +144,11 @@ def test_tiny_outputs(tmp_path, size: int, no_leaks) -> None:
         engine.shutdown()
 
 
+def _first_difference(got: bytes, expected: bytes) -> str:
+    at = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), min(len(got), len(expected)))
+    return f"{len(got)} bytes logged, {len(expected)} expected; first difference at {at}: {got[max(at - 40, 0):at + 40]!r}"
+
+
 GOODBYE = r"""
 import os, signal, time
 def bye(*_):
@@ -169,7 +174,8 @@ def test_what_the_child_prints_while_being_stopped_is_kept(tmp_path, no_leaks) -
         assert (used, survivors) == ("SIGINT", [])
         assert run.reader_done.wait(30)
         expected = b"up\n" + b"".join(b"shutdown line %06d\n" % i for i in range(20000))
-        assert sha(run.store.path.read_bytes()) == sha(expected)
+        logged = run.store.path.read_bytes()
+        assert sha(logged) == sha(expected), _first_difference(logged, expected)
         assert len(run.store) == 20001
     finally:
         engine.shutdown()
