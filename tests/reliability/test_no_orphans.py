@@ -25,6 +25,7 @@ from ptyprocess import PtyProcess
 
 from tests.helpers import free_port
 from tests.reliability.children import (
+    BACKSTOP,
     MARKER,
     TREE,
     kill_marked,
@@ -117,7 +118,7 @@ def test_headless_cli_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None
     wb = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                           env={**os.environ, MARKER: marker})
     try:
-        assert wait_until(lambda: tree_up(marker), 30), "the tree never came up"
+        assert wait_until(lambda: tree_up(marker), BACKSTOP), "the tree never came up"
         assert not port_free(port)
         if how != "exit":
             wb.send_signal(getattr(signal, how))
@@ -145,9 +146,9 @@ def test_tui_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None:
     tui = Tui([sys.executable, "-m", "workbench", "--", sys.executable, str(tree), str(port)],
               {**os.environ, MARKER: marker})
     try:
-        assert wait_until(lambda: tree_up(marker), 60), "the tree never came up"
+        assert wait_until(lambda: tree_up(marker), BACKSTOP), "the tree never came up"
         # the child's first line on screen: the app is drawn and its event loop takes keys
-        assert wait_until(lambda: tui.shows(b"root up"), 60), "the TUI never showed the child's output"
+        assert wait_until(lambda: tui.shows(b"root up"), BACKSTOP), "the TUI never showed the child's output"
         if how == "q":
             tui.proc.write(b"q")
         elif how == "hangup":
@@ -175,7 +176,7 @@ def test_stop_in_the_middle_of_a_relaunch(tmp_path: Path, what: str, monkeypatch
     errors: list[BaseException] = []
     try:
         first = engine.launch([sys.executable, str(tree), str(port)])
-        assert wait_until(lambda: tree_up(marker), 30)
+        assert wait_until(lambda: tree_up(marker), BACKSTOP)
 
         def relaunch() -> None:
             try:
@@ -196,7 +197,7 @@ def test_stop_in_the_middle_of_a_relaunch(tmp_path: Path, what: str, monkeypatch
         elif what == "shutdown-while-the-old-stops":
             # the relaunch has begun stopping the old tree; its launch of the new one comes
             # after or during the shutdown and must be refused, not start a tree nobody stops
-            assert wait_until(lambda: first.stopping, 30)
+            assert wait_until(lambda: first.stopping, BACKSTOP)
         else:
             time.sleep(float(what.split("-")[1]))
         since = time.monotonic()
