@@ -31,14 +31,28 @@ case "$burners" in ''|*[!0-9]*) echo "stress.sh: --burners wants a whole number,
 python=.venv/bin/python
 [ -x "$python" ] || python=python3
 
+# Job control: background jobs keep default signals (without it a script's `&` ignores
+# SIGINT in them) and get their own process groups.
+set -m
 burner_pids=()
-stop_burners() {
+test_pid=""
+stop_all() {
+  if [ -n "$test_pid" ]; then
+    # Ctrl-C for pytest: it tears its fixtures down, processes too. Started from a script in
+    # the background, we (and so pytest) may have SIGINT ignored: then SIGTERM, then SIGKILL.
+    for sig in INT TERM KILL; do
+      kill -"$sig" "$test_pid" 2>/dev/null || break
+      for _ in $(seq 100); do kill -0 "$test_pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    wait "$test_pid" 2>/dev/null
+    test_pid=""
+  fi
   for pid in "${burner_pids[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${burner_pids[@]}"; do wait "$pid" 2>/dev/null; done
   burner_pids=()
 }
-trap stop_burners EXIT
-trap 'exit 130' INT TERM HUP
+trap stop_all EXIT
+trap 'trap "" INT TERM HUP; exit 130' INT TERM HUP  # cleanup is not cut short by a second signal
 
 if [ "$burners" -gt 0 ]; then
   if command -v stress-ng >/dev/null 2>&1; then
@@ -61,8 +75,12 @@ logdir=$(mktemp -d "${TMPDIR:-/tmp}/stress.XXXXXX")
 failed=0
 for round in $(seq "$rounds"); do
   started=$(date +%s)
-  "$python" -m pytest -q -p no:cacheprovider "${paths[@]}" "${pytest_args[@]}" >"$logdir/round-$round.log" 2>&1
+  # in the background and waited for, so a signal to this script is handled at once
+  "$python" -m pytest -q -p no:cacheprovider "${paths[@]}" "${pytest_args[@]}" >"$logdir/round-$round.log" 2>&1 </dev/null &
+  test_pid=$!
+  wait "$test_pid"
   rc=$?
+  test_pid=""
   summary=$(tail -n 1 "$logdir/round-$round.log")
   took=$(( $(date +%s) - started ))
   if [ "$rc" -eq 0 ]; then

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from workbench.core import stacks
+from workbench.core.probes import stacks
 from workbench.core.probes.stacks import PTRACE_HELP, dump_process, py_spy_path
 
 pytestmark = pytest.mark.skipif(py_spy_path() is None, reason="py-spy not installed")

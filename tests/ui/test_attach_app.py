@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.faces.test_pairing import _sim
 from tests.helpers import workbench
-from tests.test_pairing import _sim
 from tests.ui.test_app import SIZE, text_of, wait_for
 from workbench.core.remote.attach_client import AttachClient, live_sessions
 from workbench.core.remote.remote_engine import RemoteEngine
