@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,8 @@ class Tui:
     It starts with default signal dispositions whatever the test runner ignores (a suite run
     from a script in the background has SIGINT ignored, under nohup SIGHUP too)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = PtyProcess.spawn(argv, env=env, dimensions=(40, 140), preexec_fn=default_signals)
+    def __init__(self, argv: list[str], env: dict[str, str], preexec: Callable[[], None] = default_signals) -> None:
+        self.proc = PtyProcess.spawn(argv, env=env, dimensions=(40, 140), preexec_fn=preexec)
         self.screen = bytearray()
         self._hang_up = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
@@ -137,21 +138,29 @@ def test_headless_cli_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None
         kill_marked(marker)
 
 
-@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGHUP", "hangup", "SIGKILL"])
+def _like_nohup() -> None:
+    """What `nohup workbench ... &` from a script gives the workbench: SIGHUP and SIGINT ignored."""
+    default_signals()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGHUP", "hangup", "SIGKILL", "hangup-under-nohup"])
 def test_tui_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None:
     """The TUI: quit with its key, SIGTERM, SIGHUP, its terminal closing under it (what an
-    SSH drop does), SIGKILL."""
+    SSH drop does), SIGKILL; and the terminal closing under a TUI started with nohup, which
+    used to live on unseen with its servers."""
     marker, port = uuid.uuid4().hex, free_port()
     tree = write_script(tmp_path, "tree.py", TREE)
     tui = Tui([sys.executable, "-m", "workbench", "--", sys.executable, str(tree), str(port)],
-              {**os.environ, MARKER: marker})
+              {**os.environ, MARKER: marker}, _like_nohup if how == "hangup-under-nohup" else default_signals)
     try:
         assert wait_until(lambda: tree_up(marker), BACKSTOP), "the tree never came up"
         # the child's first line on screen: the app is drawn and its event loop takes keys
         assert wait_until(lambda: tui.shows(b"root up"), BACKSTOP), "the TUI never showed the child's output"
         if how == "q":
             tui.proc.write(b"q")
-        elif how == "hangup":
+        elif how.startswith("hangup"):
             tui.hang_up()
         else:
             os.kill(tui.proc.pid, getattr(signal, how))
