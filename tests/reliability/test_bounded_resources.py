@@ -69,6 +69,9 @@ def test_a_100_mb_line_without_newline(tmp_path: Path, no_leaks) -> None:
 # one size, the big one: memory bounded at 1 GB is bounded at 256 MB too (a 256 MB case cost
 # CI 6 s and proved nothing more)
 @pytest.mark.parametrize("size_mb", [1024])
+# the suite's 300 s per-test timeout is for hangs; a 1 GB flood on a machine busy many times
+# over (bench/stress.sh and more) is slow, not hung, and the reader's own backstop still holds
+@pytest.mark.timeout(READER_BACKSTOP + 60)
 def test_a_flood(tmp_path: Path, size_mb: int, no_leaks) -> None:
     growth, took, lines = _produce(tmp_path, size_mb * MB, "flood")
     print(f"{size_mb} MB flood: {took:.1f} s ({size_mb / took:.0f} MB/s), RSS +{growth / MB:.0f} MB, {lines} lines")
