@@ -114,14 +114,17 @@ def test_headless_cli_leaves_nothing(tmp_path: Path, how: str, no_leaks) -> None
     workbench gets Ctrl-C, SIGTERM, SIGHUP (the SSH session drops) or SIGKILL."""
     marker, port = uuid.uuid4().hex, free_port()
     tree = write_script(tmp_path, "tree.py", TREE)
+    go = tmp_path / "go"  # with "exit": the root leaves once this exists
     argv = [sys.executable, "-m", "workbench", "run", "--headless", "--no-smoke", "--session-dir", str(tmp_path / "s"),
-            "--", sys.executable, str(tree), str(port), *(["exit"] if how == "exit" else [])]
+            "--", sys.executable, str(tree), str(port), *(["exit", str(go)] if how == "exit" else [])]
     wb = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                           env={**os.environ, MARKER: marker})
     try:
         assert wait_until(lambda: tree_up(marker), BACKSTOP), "the tree never came up"
         assert not port_free(port)
-        if how != "exit":
+        if how == "exit":
+            go.touch()
+        else:
             wb.send_signal(getattr(signal, how))
         since = time.monotonic()
         code = wb.wait(timeout=60)
