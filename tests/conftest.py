@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import descendants_with_token, free_port
 
 TEST_MARKER = "WORKBENCH_TEST_MARKER"
+LEAK_BACKSTOP = 60.0
 
 
 def _marked(proc: psutil.Process, marker: str) -> bool:
@@ -43,12 +44,12 @@ def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     marker = uuid.uuid4().hex
     monkeypatch.setenv(TEST_MARKER, marker)
     yield
-    leaked: list[psutil.Process] = []
-    for _ in range(50):
-        leaked = [p for p in descendants_with_token("") if _marked(p, marker)]
-        if not leaked:
-            break
+    # processes on their way out (a reaper's last sweep) get a generous backstop to finish
+    deadline = time.monotonic() + LEAK_BACKSTOP
+    leaked = [p for p in descendants_with_token("") if _marked(p, marker)]
+    while leaked and time.monotonic() < deadline:
         time.sleep(0.1)
+        leaked = [p for p in descendants_with_token("") if _marked(p, marker)]
     for proc in leaked:
         try:
             proc.kill()

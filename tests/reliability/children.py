@@ -12,6 +12,9 @@ from pathlib import Path
 import psutil
 
 MARKER = "WORKBENCH_RELIABILITY_MARKER"
+# The deadline of every wait in these tests: only a backstop that tells "never" from "slowly"
+# (the suite must hold with every core kept busy: bench/stress.sh), never a measure of speed.
+BACKSTOP = 120.0
 
 # Writes a file to stdout in random-sized chunks, records after each write how many bytes the
 # write returned (so a test knows what was written before anything was killed), then dies
@@ -37,7 +40,9 @@ os.kill(os.getpid(), signal.SIGKILL)
 # The tree of the no-orphan tests: the root listens on the port and ignores SIGTERM; its child
 # ignores SIGTERM too; the grandchild calls setsid() (it leaves the process group and the
 # session), ignores SIGTERM and inherits the listening socket, so the port stays taken until
-# the last of them is gone. argv: PORT [exit] — with "exit" the root leaves once the tree is up.
+# the last of them is gone. argv: PORT [exit GO_FILE] — with "exit" the root leaves once the
+# test has seen the whole tree up and created GO_FILE (a handshake: a fixed delay would let a
+# slow machine see the root gone before the grandchild ever started).
 TREE = r"""
 import os, signal, socket, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -59,7 +64,8 @@ else:
     subprocess.Popen([sys.executable, __file__, str(port), "child", str(fd)], pass_fds=(fd,))
     print("root up", flush=True)
     if sys.argv[2:3] == ["exit"]:
-        time.sleep(1.5)
+        while not os.path.exists(sys.argv[3]):
+            time.sleep(0.05)
         os._exit(0)
     time.sleep(600)
 """

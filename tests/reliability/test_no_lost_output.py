@@ -20,6 +20,7 @@ import pytest
 from ptyprocess import PtyProcess
 
 from tests.reliability.children import (
+    BACKSTOP,
     MARKER,
     WRITER,
     kill_marked,
@@ -55,7 +56,7 @@ def test_engine_log_is_byte_identical_after_the_child_dies_mid_line(tmp_path, no
     engine = Engine(Session(tmp_path / "session"))
     try:
         run = engine.launch([sys.executable, str(writer), str(source), str(count)])
-        assert run.reader_done.wait(60), "the reader never finished"
+        assert run.reader_done.wait(BACKSTOP), "the reader never finished"
         logged = run.store.path.read_bytes()
         assert len(logged) == len(data)
         assert sha(logged) == sha(data)
@@ -85,9 +86,9 @@ def test_tui_log_is_byte_identical_while_the_ui_is_stalled(tmp_path, state_dir, 
     tui = PtyProcess.spawn([sys.executable, "-m", "workbench", "--", sys.executable, str(writer), str(source), str(count)],
                            env=_env(marker), dimensions=(40, 120))
     try:
-        assert wait_until(lambda: bool(session_logs(state_dir)), 30)
+        assert wait_until(lambda: bool(session_logs(state_dir)), BACKSTOP)
         log = session_logs(state_dir)[0]
-        assert wait_until(lambda: log.stat().st_size >= len(data), 90, step=0.2), (
+        assert wait_until(lambda: log.stat().st_size >= len(data), BACKSTOP, step=0.2), (
             f"{log.stat().st_size} of {len(data)} bytes on disk with the UI stalled")
         # now let the UI draw and quit it
         drained = []
@@ -102,7 +103,7 @@ def test_tui_log_is_byte_identical_while_the_ui_is_stalled(tmp_path, state_dir, 
     finally:
         if tui.isalive():
             tui.kill(signal.SIGKILL)
-        assert wait_until(lambda: not marked(marker), 20)
+        assert wait_until(lambda: not marked(marker), BACKSTOP)
         kill_marked(marker)
 
 
@@ -119,10 +120,10 @@ def test_sigkill_of_the_workbench_mid_stream_keeps_everything_written(tmp_path, 
     )
     try:
         written = lambda: int(count.read_text() or 0) if count.exists() else 0  # noqa: E731
-        assert wait_until(lambda: written() > len(data) // 2 + 100_000, 60, step=0.01)
+        assert wait_until(lambda: written() > len(data) // 2 + 100_000, BACKSTOP, step=0.01)
         wb.kill()
         wb.wait()
-        assert wait_until(lambda: not marked(marker), 30), "the reaper did not clean up"
+        assert wait_until(lambda: not marked(marker), BACKSTOP), "the reaper did not clean up"
         logged = (session / "runs" / "r1" / "output.log").read_bytes()
         at_end = written()
         assert len(logged) >= at_end, f"{at_end - len(logged)} bytes written by the child are not on disk"
@@ -138,10 +139,15 @@ def test_tiny_outputs(tmp_path, size: int, no_leaks) -> None:
     engine = Engine(Session(tmp_path / "session"))
     try:
         run = engine.launch([sys.executable, "-c", f"import os; os.write(1, {data!r})"])
-        assert run.reader_done.wait(30)
+        assert run.reader_done.wait(BACKSTOP)
         assert run.store.path.read_bytes() == data
     finally:
         engine.shutdown()
+
+
+def _first_difference(got: bytes, expected: bytes) -> str:
+    at = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), min(len(got), len(expected)))
+    return f"{len(got)} bytes logged, {len(expected)} expected; first difference at {at}: {got[max(at - 40, 0):at + 40]!r}"
 
 
 GOODBYE = r"""
@@ -164,12 +170,13 @@ def test_what_the_child_prints_while_being_stopped_is_kept(tmp_path, no_leaks) -
     engine = Engine(Session(tmp_path / "session"))
     try:
         run = engine.launch([sys.executable, "-c", GOODBYE])
-        assert wait_until(lambda: run.store.path.stat().st_size >= 3, 20, step=0.02)
+        assert wait_until(lambda: run.store.path.stat().st_size >= 3, BACKSTOP, step=0.02)
         used, survivors = engine.stop(run.id)
         assert (used, survivors) == ("SIGINT", [])
-        assert run.reader_done.wait(30)
+        assert run.reader_done.wait(BACKSTOP)
         expected = b"up\n" + b"".join(b"shutdown line %06d\n" % i for i in range(20000))
-        assert sha(run.store.path.read_bytes()) == sha(expected)
+        logged = run.store.path.read_bytes()
+        assert sha(logged) == sha(expected), _first_difference(logged, expected)
         assert len(run.store) == 20001
     finally:
         engine.shutdown()

@@ -12,7 +12,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from tests.reliability.children import wait_until, write_script
+from tests.reliability.children import BACKSTOP, wait_until, write_script
 from workbench.core.secrets import mask_argv, mask_env
 
 SECRETS = {
@@ -63,8 +63,8 @@ def test_no_secret_in_any_file_of_a_session_its_recipe_and_its_bundle(tmp_path: 
     )
     try:
         assert wait_until(lambda: (session / "runs" / "r1" / "output.log").exists()
-                          and b"serving" in (session / "runs" / "r1" / "output.log").read_bytes(), 30)
-        assert wait_until(lambda: (session / "env.json").exists(), 30)
+                          and b"serving" in (session / "runs" / "r1" / "output.log").read_bytes(), BACKSTOP)
+        assert wait_until(lambda: (session / "env.json").exists(), BACKSTOP)
         time.sleep(1.5)  # the watcher samples the process tree (cmdlines with the secrets)
         wb.send_signal(signal.SIGINT)
         out, err = wb.communicate(timeout=60)

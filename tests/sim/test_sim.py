@@ -11,7 +11,7 @@ import time
 import httpx
 import psutil
 
-from tests.helpers import free_port, workbench
+from tests.helpers import free_port, wait_until, workbench
 
 
 def start(scenario: str, port: int, *extra: str) -> subprocess.Popen:
@@ -54,8 +54,9 @@ def test_serves_openai_endpoints_with_an_engine_core_child_and_stops_on_sigterm(
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-        time.sleep(1.0)  # the engine core notices its parent is gone
-        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        # the engine core notices its parent is gone
+        wait_until(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE],
+                   what="the engine core to follow its parent")
         out = proc.stdout.read().decode()
         assert "Application shutdown complete." in out
         assert "\x1b[0;36m(APIServer pid=" in out  # 0.11 prefixes are cyan

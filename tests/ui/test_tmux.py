@@ -20,7 +20,7 @@ def capture(socket: str) -> str:
     return subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "demo"], capture_output=True, text=True).stdout
 
 
-def wait_screen(socket: str, text: str, timeout: float = 40.0) -> str:
+def wait_screen(socket: str, text: str, timeout: float = 120.0) -> str:  # a backstop
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:

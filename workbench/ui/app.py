@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -387,6 +388,10 @@ def run_app(command: list[str], layout: str | None = None, kb: KnowledgeBase | N
             settings: Settings | None = None, session_dir: str | None = None, env_delta: dict | None = None,
             matrix: tuple[Recipe, str | None] | None = None) -> int:
     app = make_app(command, kb, settings, session_dir, env_delta, layout or "single", matrix=matrix)
+    # started under nohup (or from a script that ignores it), a TUI whose terminal closes would
+    # live on unseen and keep its servers: a hangup ends it and the reaper stops the runs
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
     try:
         app.run()
     finally:

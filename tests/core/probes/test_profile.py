@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import psutil
 import pytest
 
+from tests.helpers import wait_until
 from workbench.core.probes.profile import (
     hottest,
     parse_collapsed,
@@ -72,7 +72,8 @@ busy_loop_for_profile()
 def test_record_a_busy_child(tmp_path) -> None:
     child = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
-        time.sleep(0.5)
+        # in its loop: a busy child has burnt some CPU (startup alone takes less)
+        wait_until(lambda: sum(psutil.Process(child.pid).cpu_times()[:2]) > 0.3, what="the child to spin")
         result = record_profile(child.pid, 2.0, tmp_path)
         if "ptrace" in result.error.lower():
             pytest.skip("no ptrace rights here")

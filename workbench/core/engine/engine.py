@@ -68,6 +68,10 @@ class Engine:
         self.base_env = dict(os.environ)
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wb-spawn")
         self._lock = threading.Lock()
+        # held while a run is born (spawned, registered, attached) and while shutdown begins:
+        # a launch racing the shutdown (a relaunch's second half) either finishes first and is
+        # stopped by it, or is refused — never a tree started after the last sweep
+        self._lifecycle = threading.RLock()
         self._counter = 0
         self._reaper = start_reaper(session.token) if reaper else None
         self.closed = False
@@ -103,22 +107,25 @@ class Engine:
                cwd: str | None = None, label: str = "", cause: str = "launch",
                parent: str | None = None) -> Run:
         spec = RunSpec(list(argv), dict(env_delta or {}), cwd, label, cause, parent)
-        run_id = self._next_id()
-        run = Run(run_id, spec, self.session.run_dir(run_id), self.recogniser, self.bus, self.settings)
-        env = self.child_env(spec.env_delta)
-        proc = self._spawner.submit(
-            spawn, spec.argv, env, cwd, self.settings.pty_rows, self.settings.pty_cols
-        ).result()
-        with self._lock:
-            self.runs[run_id] = run
-        self.bus.publish(
-            RunStarted(
-                run_id, argv=mask_argv(spec.argv), env_delta=mask_env(spec.env_delta),
-                cwd=cwd or os.getcwd(), pid=proc.pid, label=label, cause=cause,
-                port=run.address[1] if run.address else None, log_path=str(run.store.path),
+        with self._lifecycle:
+            if self.closed:
+                raise RuntimeError("the workbench is shutting down: nothing new is launched")
+            run_id = self._next_id()
+            run = Run(run_id, spec, self.session.run_dir(run_id), self.recogniser, self.bus, self.settings)
+            env = self.child_env(spec.env_delta)
+            proc = self._spawner.submit(
+                spawn, spec.argv, env, cwd, self.settings.pty_rows, self.settings.pty_cols
+            ).result()
+            with self._lock:
+                self.runs[run_id] = run
+            self.bus.publish(
+                RunStarted(
+                    run_id, argv=mask_argv(spec.argv), env_delta=mask_env(spec.env_delta),
+                    cwd=cwd or os.getcwd(), pid=proc.pid, label=label, cause=cause,
+                    port=run.address[1] if run.address else None, log_path=str(run.store.path),
+                )
             )
-        )
-        run.attach_process(proc, env)
+            run.attach_process(proc, env)
         self._write_recipe(run)
         if self._env_report is None:  # once per session, off the launch path
             self._env_report = threading.Thread(target=self._write_env_report, args=(spec.argv, env, cwd),
@@ -294,9 +301,10 @@ class Engine:
 
     def shutdown(self) -> None:
         """Stop every run (the no-orphan promise), then the reaper and the session."""
-        if self.closed:
-            return
-        self.closed = True
+        with self._lifecycle:  # waits for a launch under way; later ones are refused
+            if self.closed:
+                return
+            self.closed = True
         for run_id, run in list(self.runs.items()):
             if run.alive:
                 self.stop(run_id, cause="shutdown")

@@ -49,7 +49,25 @@ def _die_with_parent() -> None:
         pass
 
 
+# Dispositions a child must not inherit from us. A workbench started in the background
+# (`cmd &` in a script, nohup) has SIGINT/SIGQUIT (and SIGHUP) ignored, and an ignored signal
+# stays ignored across exec: the server would then shrug off the stop's SIGINT and only die at
+# SIGTERM, its clean shutdown skipped. Python itself ignores SIGPIPE and SIGXFSZ.
+_RESET_SIGNALS = ("SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGPIPE", "SIGXFSZ")
+
+
+def default_signals() -> None:
+    """In a child before exec: every signal at its default action and none blocked, as a
+    shell gives a foreground command. Also used by tests that spawn the workbench itself."""
+    for name in _RESET_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def _prepare_child() -> None:
+    default_signals()
     _raw_output()
     _die_with_parent()
 
@@ -166,6 +184,31 @@ def _signal_all(procs: Iterable[psutil.Process], sig: int) -> None:
             pass
 
 
+def _outside_group(procs: Iterable[psutil.Process], group: int) -> list[psutil.Process]:
+    """The processes a signal to `group` does not reach (they left it with setsid/setpgid)."""
+    out = []
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) != group:
+                out.append(proc)
+        except OSError:  # gone meanwhile
+            continue
+    return out
+
+
+def _signal_tree(root_pid: int, procs: list[psutil.Process], sig: int) -> None:
+    """Deliver `sig` once to each process: the group in one go, then whoever left it.
+    Twice would not be harmless: to a Python server a second SIGINT arriving while its
+    handler runs starts the handler again (the shutdown begins twice), and to many a second
+    Ctrl-C means "skip the clean shutdown"."""
+    try:
+        os.killpg(root_pid, sig)  # the session leader's group: children not yet seen too
+    except (ProcessLookupError, PermissionError):
+        _signal_all(procs, sig)
+        return
+    _signal_all(_outside_group(procs, root_pid), sig)
+
+
 def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     deadline = time.monotonic() + timeout
     alive = [p for p in procs if _alive(p)]
@@ -200,11 +243,7 @@ def stop_tree(
     steps = steps[order.index(start_with):]
     used = "none"
     for number, (sig, timeout) in enumerate(steps):
-        try:
-            os.killpg(root_pid, sig)  # the session leader's group: children not yet seen too
-        except (ProcessLookupError, PermissionError):
-            pass
-        _signal_all(procs, sig)
+        _signal_tree(root_pid, procs, sig)
         used = signal.Signals(sig).name
         if progress is not None:
             after = (f"{signal.Signals(steps[number + 1][0]).name} in {timeout:.0f} s unless they exit"

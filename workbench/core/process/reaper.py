@@ -29,12 +29,18 @@ def start_reaper(token: str) -> subprocess.Popen:
     )
 
 
+# How long a normal shutdown waits for the reaper's last sweep. The sweep is bounded by its
+# own graces (3 s + 5 s); this is only a backstop, generous because killing the reaper
+# mid-sweep on a busy machine would leave exactly what it was about to kill.
+REAPER_WAIT = 60.0
+
+
 def stop_reaper(proc: subprocess.Popen) -> None:
     """Normal shutdown: the runs are stopped already; the reaper sweeps once and exits."""
     try:
         if proc.stdin:
             proc.stdin.close()
-        proc.wait(timeout=10)
+        proc.wait(timeout=REAPER_WAIT)
     except (OSError, subprocess.TimeoutExpired):
         proc.kill()
 
