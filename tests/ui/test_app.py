@@ -15,7 +15,14 @@ from workbench.core.engine.settings import Settings
 from workbench.ui import run_actions
 from workbench.ui.app import make_app
 from workbench.ui.pane import FindingsList
-from workbench.ui.screens import ConfirmScreen, DebugVarsScreen, HelpScreen, PickScreen, TextScreen
+from workbench.ui.screens import (
+    ConfirmScreen,
+    DebugVarsScreen,
+    HelpScreen,
+    PickScreen,
+    PromptScreen,
+    TextScreen,
+)
 
 SIM = [sys.executable, "-m", "workbench.sim"]
 SIZE = (170, 48)
@@ -101,7 +108,7 @@ async def test_apply_key_relaunches_with_the_selected_findings_fix(tmp_path, no_
         findings.focus()
         findings.highlighted = 0
         await pilot.press("enter")  # jumps the log to the finding's line
-        await pilot.pause(0.2)
+        await wait_for(lambda: app.log_view.cursor == app.current_run().root_cause().first_seq, what="the jump")
         root = app.current_run().root_cause()
         assert app.log_view.cursor == root.first_seq
         await pilot.press("a")
@@ -155,18 +162,18 @@ async def test_search_filter_error_jumps_and_copy(tmp_path, no_leaks) -> None:
         await pilot.press("g")
         assert view.cursor == 0
         await pilot.press("slash")
-        await pilot.pause(0.2)
+        await wait_for(lambda: isinstance(app.screen, PromptScreen), what="the prompt")
         await pilot.press(*"Traceback", "enter")
         await wait_for(lambda: view.cursor not in (None, 0), what="search hit")
         assert "Traceback" in view.selected_text()
         await pilot.press("ampersand")
-        await pilot.pause(0.2)
+        await wait_for(lambda: isinstance(app.screen, PromptScreen), what="the prompt")
         await pilot.press(*"ERROR", "enter")
         await wait_for(lambda: view.filter_scanned == len(run.store), what="filter scan")
         assert 0 < view.rows < len(run.store)
         assert all("ERROR" in run.store.lines(view.seq_of(r), view.seq_of(r) + 1)[0] for r in range(view.rows))
         await pilot.press("ampersand")
-        await pilot.pause(0.2)
+        await wait_for(lambda: isinstance(app.screen, PromptScreen), what="the prompt")
         await pilot.press(*["backspace"] * 5, "enter")
         await wait_for(lambda: view.rows == len(run.store), what="view.rows == len(run.store)")
         await pilot.press("G")
@@ -201,7 +208,7 @@ async def test_kill_asks_first_and_stop_stops_the_tree(tmp_path, no_leaks) -> No
         await pilot.pause(0.5)
         assert run.alive
         await pilot.press("K")
-        await pilot.pause(0.2)
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
         await pilot.press("y")
         await wait_for(lambda: not run.alive, what="killed")
         assert run.stop_signal == "SIGKILL"
