@@ -244,8 +244,8 @@ async def test_grid_layout_shows_process_tree_and_stacks(tmp_path, no_leaks) -> 
         assert str(app.current_run().pid) in text_of(app, ".tree")
         await pilot.press("d")
         await wait_for(lambda: "PID" in text_of(app, ".stacks") and "dump 1" in text_of(app, ".stacks"), what="stacks panel")
-        await pilot.press("l")  # the next layout: single
-        await wait_for(lambda: app.layout_spec.name == "single", what="layout switch")
+        await pilot.press("l")  # the next layout in name order: perf
+        await wait_for(lambda: app.layout_spec.name == "perf", what="layout switch")
         assert app.log_view.rows > 30  # the log is read back from the store, nothing lost
 
 

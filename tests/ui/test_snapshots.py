@@ -116,6 +116,12 @@ def test_hung_pane_says_where_it_is_stuck(snap_compare, tmp_path, pinned_clock, 
         app.engine.dumps[run.id] = [dump, dump]
         run.verdict_reason = "no output and no progress for 1 s (stacks dumped)"
         await settle(pilot)
+        from workbench.core.knowledge.stuck import analyze as analyze_stuck
+
+        run.stuck = analyze_stuck(dump, {}, dump, since="12:00:00").to_dict()  # the banner reads the same dump
+        for pane in app.panes:
+            pane.refresh_header(run)
+        await pilot.pause(0.3)
 
     try:
         assert snap_compare(app, terminal_size=SIZE, run_before=hung)

@@ -32,7 +32,7 @@ from workbench.core.probes.metrics import (
     summary_line,
 )
 
-POLL_S = 2.0
+POLL_S = 5.0  # each scrape is a line in the server's access log: not more often than the watcher
 HISTORY = 60  # points per sparkline (two minutes at POLL_S)
 SERIES = (("generation_tps", "tokens/s (generation)"), ("running", "running"), ("waiting", "waiting"),
           ("kv_usage", "KV cache usage"), ("ttft_p50", "TTFT p50"), ("ttft_p99", "TTFT p99"))

@@ -39,3 +39,30 @@ def test_raw_scan_agrees_with_display_scan() -> None:
     assert lines[3] == LINES[3] and lines[-1] == LINES[-1]
     assert m.scan_raw(b"\x1b[31mCUDA out of memory\x1b[0m\n") is None  # display text differs
     assert m.scan_raw("caf\u00e9\n".encode()) is None
+
+
+def test_runs_scanning_at_once_each_get_their_own_scratch() -> None:
+    """Two runs (an eager rerun beside its first run) read in parallel through one shared
+    matcher: Hyperscan refuses a scratch that another thread is using."""
+    import threading
+
+    if M._hyperscan is None:
+        pytest.skip("hyperscan is not installed here")
+    matcher = M.Matcher([r"ERROR", r"Traceback"], backend="hyperscan")
+    lines = ["INFO x"] * 20000 + ["ERROR y"]
+    text = "\n".join(lines)
+    errors: list[BaseException] = []
+
+    def scan_often() -> None:
+        try:
+            for _ in range(20):
+                assert matcher.scan(lines, text)[-1] == (20000, 0)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scan_often) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

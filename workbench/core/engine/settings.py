@@ -15,7 +15,7 @@ class Settings:
     smoke_max_tokens: int = 8
     smoke_timeout: float = 120.0
     alive_check_delay: float = 1.0  # after the smoke request: is the server still up?
-    health_interval: float = 3.0  # while serving: GET /health and /metrics this often
+    health_interval: float = 5.0  # while serving: GET /health and /metrics this often (each is a line in the server's access log)
     frozen_grace: float = 3.0  # a tree process stopped (T) or in D this long while serving -> hung
     stop_int_timeout: float = 10.0
     stop_term_timeout: float = 5.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,10 +35,17 @@ class Matcher:
         self._compiled: list[re.Pattern[str] | None] = [None] * len(self.patterns)
         self.backend = backend or ("hyperscan" if _hyperscan is not None else "re")
         self._db = None
+        self._local = threading.local()  # one Hyperscan scratch per thread: runs read in parallel
         if self.backend == "hyperscan" and self.patterns:
             if _hyperscan is None:
                 raise RuntimeError("hyperscan is not installed")
             self._db = _load_database(self.patterns)
+
+    def _hs_scan(self, blob: bytes, ends: list[tuple[int, int]]) -> None:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = _hyperscan.Scratch(self._db)
+        self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)), scratch=scratch)
 
     def _rx(self, index: int) -> re.Pattern[str]:
         rx = self._compiled[index]
@@ -70,7 +78,7 @@ class Matcher:
         if has_controls(blob):
             return None
         ends: list[tuple[int, int]] = []
-        self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)))
+        self._hs_scan(blob, ends)
         anchors: dict[int, int] = {}  # line index -> offset of its first byte
         counted: list[int] = [0, 0]  # newlines before `pos`, pos: where the walk stopped
         candidates = _locate(blob, b"\n", ends, anchors, counted)
@@ -87,7 +95,7 @@ class Matcher:
     def _scan_hyperscan(self, text: str) -> list[tuple[int, int]]:
         blob = text.encode("utf-8", "surrogateescape")
         ends: list[tuple[int, int]] = []
-        self._db.scan(blob, match_event_handler=lambda pid, _f, to, _fl, _c: ends.append((to, pid)))
+        self._hs_scan(blob, ends)
         return _locate(blob, b"\n", ends)
 
     def _scan_re(self, text: str) -> list[tuple[int, int]]:
