@@ -218,7 +218,12 @@ def test_stop_in_the_middle_of_a_relaunch(tmp_path: Path, what: str, monkeypatch
         assert not worker.is_alive()
         took = assert_all_gone(marker, port, since)
         if what == "shutdown-while-the-old-stops":
-            assert [type(e) for e in errors] == [RuntimeError], errors
+            # refused, or (when the old tree went faster than this thread woke) launched
+            # before the shutdown began and stopped by it: never a tree left running
+            if errors:
+                assert [type(e) for e in errors] == [RuntimeError], errors
+            else:
+                assert "r2" in engine.runs and not engine.runs["r2"].alive
         print(f"relaunch/{what}: clean in {took:.1f} s ({errors or 'no error'})")
     finally:
         engine.shutdown()
