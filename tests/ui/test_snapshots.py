@@ -119,10 +119,11 @@ def test_hung_pane_says_where_it_is_stuck(snap_compare, tmp_path, pinned_clock, 
         from workbench.core.knowledge.stuck import analyze as analyze_stuck
 
         run.stuck = analyze_stuck(dump, {}, dump, since="12:00:00").to_dict()  # the banner reads the same dump
-        for _ in range(400):  # the header counts the tree's processes: wait for the first sample
-            if run.tree_snapshot:
-                break
-            await asyncio.sleep(0.05)
+        # settle() gave the run a fixed PID: no more tree samples of whatever process has it now
+        watcher = app.engine.watchers[run.id]
+        watcher.cancel()
+        watcher.join(30)
+        run.tree_snapshot = []
         for pane in app.panes:
             pane.refresh_header(run)
         await pilot.pause(0.3)
